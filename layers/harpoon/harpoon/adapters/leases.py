@@ -1,0 +1,172 @@
+"""Allocation leases in DynamoDB: Harpoon's ledger of GPUs it holds.
+
+One item per request (lease_id = request id). Every transition is a
+conditional write on the current status, so two executions (or a step and a
+later cleanup) can never both act on one lease:
+
+    PENDING --allocate ok--> ACTIVE --release ok--> RELEASED
+       |                        \--release failed--> RELEASE_FAILED --release ok--> RELEASED
+       |--allocate refused--> FAILED          (HostedAI said no: nothing to release)
+       \--allocate outcome unknown, workflow gave up--> ABANDONED
+                              (a timeout may have created it: the cleanup
+                               reconciles it by its idempotency key)
+
+The PENDING record is written before HostedAI is called, so a crash at any
+point leaves a record that names the idempotency key of the allocation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harpoon.errors import LeaseConflictError
+
+PENDING, ACTIVE, RELEASED, RELEASE_FAILED, FAILED, ABANDONED = (
+    "PENDING",
+    "ACTIVE",
+    "RELEASED",
+    "RELEASE_FAILED",
+    "FAILED",
+    "ABANDONED",
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    lease_id: str
+    status: str
+    model: str
+    pool_id: str
+    idempotency_key: str
+    allocation_id: str | None = None
+    assigned_gpu: str | None = None
+    expires_at: int | None = None
+    version: int = 0
+
+
+def _s(value: str) -> dict:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict:
+    return {"N": str(value)}
+
+
+class LeaseRepository:
+    def __init__(self, table_name: str, client: Any, clock=time.time) -> None:
+        self._table = table_name
+        self._ddb = client
+        self._clock = clock
+
+    def begin(self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, duration_seconds: int) -> Lease:
+        """Record the intent to allocate. Idempotent for a retried step: an
+        existing PENDING lease is taken over; any other state is a conflict."""
+        now = int(self._clock())
+        item = {
+            "lease_id": _s(lease_id),
+            "status": _s(PENDING),
+            "model": _s(model),
+            "pool_id": _s(pool_id),
+            "idempotency_key": _s(idempotency_key),
+            "created_at": _n(now),
+            "updated_at": _n(now),
+            "expires_at": _n(now + duration_seconds),
+            "version": _n(1),
+        }
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(lease_id) OR #s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": _s(PENDING)},
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            existing = self.get(lease_id)
+            raise LeaseConflictError(
+                f"lease {lease_id} is already {existing.status if existing else 'gone'}",
+                details={"lease_id": lease_id},
+            ) from None
+        return Lease(lease_id, PENDING, model, pool_id, idempotency_key, expires_at=now + duration_seconds, version=1)
+
+    def activate(self, lease_id: str, *, allocation_id: str, assigned_gpu: str, expires_at: int) -> None:
+        self._transition(
+            lease_id,
+            from_states=(PENDING,),
+            to_state=ACTIVE,
+            extra={"allocation_id": _s(allocation_id), "assigned_gpu": _s(assigned_gpu), "expires_at": _n(expires_at)},
+        )
+
+    def mark_failed(self, lease_id: str, reason: str) -> None:
+        self._transition(lease_id, from_states=(PENDING,), to_state=FAILED, extra={"reason": _s(reason[:500])})
+
+    def mark_abandoned(self, lease_id: str) -> bool:
+        """PENDING -> ABANDONED; False when the lease was not PENDING."""
+        return self._transition(lease_id, from_states=(PENDING,), to_state=ABANDONED, strict=False)
+
+    def mark_released(self, lease_id: str) -> bool:
+        """-> RELEASED from any live state; False if already released."""
+        return self._transition(
+            lease_id, from_states=(ACTIVE, RELEASE_FAILED, PENDING, ABANDONED), to_state=RELEASED, strict=False
+        )
+
+    def mark_release_failed(self, lease_id: str, reason: str) -> None:
+        self._transition(
+            lease_id,
+            from_states=(ACTIVE, RELEASE_FAILED),
+            to_state=RELEASE_FAILED,
+            extra={"reason": _s(reason[:500])},
+            strict=False,
+        )
+
+    def get(self, lease_id: str) -> Lease | None:
+        item = self._ddb.get_item(TableName=self._table, Key={"lease_id": _s(lease_id)}, ConsistentRead=True).get(
+            "Item"
+        )
+        if not item:
+            return None
+        return Lease(
+            lease_id=item["lease_id"]["S"],
+            status=item["status"]["S"],
+            model=item["model"]["S"],
+            pool_id=item["pool_id"]["S"],
+            idempotency_key=item["idempotency_key"]["S"],
+            allocation_id=item.get("allocation_id", {}).get("S"),
+            assigned_gpu=item.get("assigned_gpu", {}).get("S"),
+            expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+            version=int(item.get("version", {}).get("N", 0)),
+        )
+
+    def _transition(
+        self, lease_id: str, *, from_states: tuple[str, ...], to_state: str, extra: dict | None = None, strict=True
+    ) -> bool:
+        names = {"#s": "status", "#v": "version", "#u": "updated_at"}
+        values = {":to": _s(to_state), ":now": _n(int(self._clock())), ":one": _n(1)}
+        sets = ["#s = :to", "#u = :now"]
+        for i, (key, value) in enumerate((extra or {}).items()):
+            names[f"#e{i}"] = key
+            values[f":e{i}"] = value
+            sets.append(f"#e{i} = :e{i}")
+        allowed = []
+        for i, state in enumerate(from_states):
+            values[f":f{i}"] = _s(state)
+            allowed.append(f":f{i}")
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"lease_id": _s(lease_id)},
+                UpdateExpression=f"SET {', '.join(sets)} ADD #v :one",
+                ConditionExpression=f"attribute_exists(lease_id) AND #s IN ({', '.join(allowed)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            if strict:
+                raise LeaseConflictError(
+                    f"lease {lease_id} is not in {'/'.join(from_states)}; cannot move it to {to_state}",
+                    details={"lease_id": lease_id},
+                ) from None
+            return False
+        return True

@@ -1,0 +1,90 @@
+"""Runs the request workflow and waits for its outcome.
+
+EXPRESS machines use StartSyncExecution (one call, answers when the execution
+ends). STANDARD machines (async use, and the local stack, whose engine has no
+StartSyncExecution) use StartExecution and bounded polling of
+DescribeExecution. Either way the caller gets a WorkflowResult or, past the
+deadline, a WorkflowTimeout; the execution itself goes on and still releases.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+    output: dict | None
+    error: str | None
+    cause: str | None
+    execution_arn: str | None
+
+
+class WorkflowTimeout(Exception):
+    def __init__(self, execution_arn: str | None, waited_seconds: float) -> None:
+        super().__init__(f"workflow still running after {waited_seconds:.1f} s")
+        self.execution_arn = execution_arn
+
+
+class WorkflowRunner:
+    def __init__(
+        self,
+        sfn_client: Any,
+        state_machine_arn: str,
+        machine_type: str,
+        *,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    ) -> None:
+        self._sfn = sfn_client
+        self._arn = state_machine_arn
+        self._type = machine_type
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self, name: str, payload: dict, *, timeout_seconds: float) -> WorkflowResult:
+        body = json.dumps(payload, separators=(",", ":"))
+        if self._type == "EXPRESS":
+            return self._run_sync(name, body, timeout_seconds)
+        return self._run_and_poll(name, body, timeout_seconds)
+
+    def _run_sync(self, name: str, body: str, timeout_seconds: float) -> WorkflowResult:
+        from botocore.exceptions import ReadTimeoutError
+
+        started = self._clock()
+        try:
+            response = self._sfn.start_sync_execution(stateMachineArn=self._arn, name=name, input=body)
+        except ReadTimeoutError:
+            raise WorkflowTimeout(None, self._clock() - started) from None
+        return _result(response)
+
+    def _run_and_poll(self, name: str, body: str, timeout_seconds: float) -> WorkflowResult:
+        started = self._clock()
+        # Always pass a name: it makes the start idempotent for a retried API
+        # call (and moto mishandles unnamed executions).
+        execution_arn = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=body)["executionArn"]
+        delay = 0.02
+        while True:
+            response = self._sfn.describe_execution(executionArn=execution_arn)
+            if response["status"] != "RUNNING":
+                return _result(response)
+            waited = self._clock() - started
+            if waited >= timeout_seconds:
+                raise WorkflowTimeout(execution_arn, waited)
+            self._sleep(min(delay, max(timeout_seconds - waited, 0.0)))
+            delay = min(delay * 1.5, 0.5)
+
+
+def _result(response: dict) -> WorkflowResult:
+    output = response.get("output")
+    return WorkflowResult(
+        status=response["status"],
+        output=json.loads(output) if output else None,
+        error=response.get("error"),
+        cause=response.get("cause"),
+        execution_arn=response.get("executionArn"),
+    )

@@ -1,0 +1,244 @@
+"""The HTTP API (API Gateway HTTP API, payload v2): GET /health, POST /v2/process.
+
+Validates the body, runs the workflow and maps its outcome to HTTP. Every error
+body is {"error": {"code", "message", "details"}}; no stack trace or upstream
+secret ever reaches a caller.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from pydantic import ValidationError
+
+from harpoon import __version__
+from harpoon.adapters.workflow import WorkflowResult, WorkflowRunner, WorkflowTimeout
+from harpoon.models import (
+    ACCEPTED_DEPLOYMENTS,
+    DEPLOYMENT_ALIASES,
+    MAX_BODY_BYTES,
+    MAX_TEXT_BYTES,
+    ProcessRequest,
+    WorkflowInput,
+)
+from harpoon.settings import get_settings
+
+logger = Logger(child=True)
+app = APIGatewayHttpResolver()
+
+RETRY_AFTER_NO_CAPACITY_SECONDS = 5
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers=None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def error_response(exc: ApiError) -> Response:
+    body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+    return Response(exc.status, "application/json", json.dumps(body), headers=exc.headers)
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return error_response(exc)
+
+
+@app.not_found
+def _not_found(_exc) -> Response:
+    event = app.current_event
+    return error_response(
+        ApiError(404, "not_found", f"no route for {event.request_context.http.method} {event.raw_path}")
+    )
+
+
+@app.get("/health")
+def health() -> dict:
+    return {"status": "healthy", "version": __version__, "deployment_modes": ["hostedai"]}
+
+
+@app.post("/v2/process")
+def process() -> Response:
+    started = time.perf_counter()
+    request = parse_process_request(app.current_event.headers.get("content-type"), _raw_body())
+    request_id = "req-" + uuid.uuid4().hex
+    settings = get_settings()
+    logger.append_keys(request_id=request_id)
+    workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
+    runner = _runner()
+    try:
+        result = runner.run(
+            request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
+        )
+    except WorkflowTimeout as exc:
+        raise ApiError(
+            504,
+            "workflow_timeout",
+            f"the request did not finish within {settings.sync_timeout_seconds:g} s; "
+            "its GPU is still released when it ends",
+            {"request_id": request_id},
+        ) from None
+    total_ms = round((time.perf_counter() - started) * 1000, 2)
+    if result.status != "SUCCEEDED":
+        raise workflow_failure(result, request_id)
+    body = success_body(result.output or {}, total_ms)
+    logger.info(
+        "processed",
+        extra={"model": body["route"]["model"], "tier": body["classification"]["tier"], "timings_ms": body["timings_ms"]},
+    )
+    return Response(200, "application/json", json.dumps(body), headers={"X-Request-Id": request_id})
+
+
+# --- pieces, public for the tests ----------------------------------------------
+
+
+def parse_process_request(content_type: str | None, raw: bytes) -> ProcessRequest:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+            {"content_type": content_type},
+        )
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", "body must be a JSON object")
+    text = data.get("text")
+    if isinstance(text, str) and len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise ApiError(
+            413,
+            "text_too_large",
+            f"text is {len(text.encode('utf-8'))} bytes in UTF-8; the limit is {MAX_TEXT_BYTES}",
+            {"field": "text", "limit_bytes": MAX_TEXT_BYTES},
+        )
+    deployment = data.get("deployment")
+    if deployment is not None:
+        if not isinstance(deployment, str) or deployment.lower() not in DEPLOYMENT_ALIASES:
+            raise ApiError(
+                400,
+                "unsupported_deployment",
+                f"deployment {deployment!r} is not supported; accepted values: "
+                f"{', '.join(ACCEPTED_DEPLOYMENTS)} (case-insensitive)",
+                {"field": "deployment", "accepted": ACCEPTED_DEPLOYMENTS},
+            )
+    try:
+        return ProcessRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+            for err in exc.errors(include_url=False)
+        ]
+        fields = ", ".join(p["field"] for p in problems)
+        raise ApiError(422, "validation_error", f"invalid field(s): {fields}", {"problems": problems}) from None
+
+
+# The workflow error names (Lambda errorType / States.*) mapped to HTTP.
+_UPSTREAM_502 = {
+    "UpstreamUnavailableError",
+    "UpstreamTimeoutError",
+    "UpstreamConnectionError",
+    "UpstreamRejectedError",
+    "UpstreamAuthError",
+}
+_BUSY_503 = {"NoCapacityError", "UpstreamRateLimitedError"}
+_TIMEOUT_504 = {"States.Timeout", "Sandbox.Timedout"}
+
+
+def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
+    error = result.error or result.status
+    message = _cause_message(result.cause)
+    details = {"request_id": request_id, "error": error}
+    if error in _BUSY_503:
+        return ApiError(
+            503,
+            "no_capacity" if error == "NoCapacityError" else "upstream_busy",
+            f"no GPU capacity could be had after retries: {message}",
+            details,
+            headers={"Retry-After": str(RETRY_AFTER_NO_CAPACITY_SECONDS)},
+        )
+    if error in _UPSTREAM_502:
+        return ApiError(502, "upstream_error", f"HostedAI failed after retries: {message}", details)
+    if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
+        return ApiError(504, "workflow_timeout", "a step of the request timed out", details)
+    logger.error("workflow failed", extra={"error": error, "cause": result.cause})
+    return ApiError(500, "internal_error", "the request failed inside Harpoon", details)
+
+
+def success_body(output: dict, total_ms: float) -> dict:
+    classify, allocation, inference = output["classify"], output["allocation"], output["inference"]
+    release = output.get("release") or {}
+    return {
+        "request_id": output["request_id"],
+        "classification": classify["classification"],
+        "route": classify["route"],
+        "allocation": {
+            "allocation_id": allocation["allocation_id"],
+            "assigned_gpu": allocation["assigned_gpu"],
+            "pool_id": allocation["pool_id"],
+        },
+        "inference": {
+            "text": inference["text"],
+            "model_used": inference["model_used"],
+            "tokens_generated": inference["tokens_generated"],
+            "generation_time_ms": inference["generation_time_ms"],
+        },
+        "deployment_used": "hostedai",
+        "release": {"status": release.get("status", "unknown"), "released": bool(release.get("released"))},
+        "timings_ms": {
+            "classify": classify.get("elapsed_ms"),
+            "allocate": allocation.get("elapsed_ms"),
+            "infer": inference.get("elapsed_ms"),
+            "release": release.get("elapsed_ms"),
+            "total": total_ms,
+        },
+    }
+
+
+def _cause_message(cause: str | None) -> str:
+    """A Lambda failure's Cause is the JSON error payload; keep its message only
+    (never the stack trace)."""
+    if not cause:
+        return "no detail"
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause[:300]
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage") or parsed.get("Error") or "no detail")[:300]
+    return str(parsed)[:300]
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        import base64
+
+        return base64.b64decode(body)
+    return body.encode("utf-8")
+
+
+def _runner() -> WorkflowRunner:
+    from harpoon.adapters import aws
+
+    settings = get_settings()
+    # EXPRESS answers on the StartSyncExecution call: its read timeout bounds
+    # the wait, and it is never retried (that would start a second execution).
+    express = settings.state_machine_type == "EXPRESS"
+    sfn = aws.client(
+        "stepfunctions", read_timeout=settings.sync_timeout_seconds + 1, max_attempts=1 if express else 3
+    )
+    return WorkflowRunner(sfn, settings.require("state_machine_arn"), settings.state_machine_type)

@@ -1,0 +1,60 @@
+"""The model catalog, kept as data in catalog.json beside this module.
+
+Adding a model is one entry there. Figures are the seed's: gemma-270m needs
+5 TFLOPS and 2048 MB of VRAM, qwen-30b 30 TFLOPS and 20480 MB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    tier: str
+    min_tflops: float
+    vram_mb: int
+    max_tokens: int
+    fallback: str | None = None
+
+    def requirements(self) -> dict:
+        """What HostedAI is asked for: exactly the model's VRAM, no overcommit."""
+        return {"min_tflops": self.min_tflops, "min_vram_mb": self.vram_mb, "max_vram_mb": self.vram_mb}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: dict[str, ModelSpec]
+    default_simple: str
+    default_complex: str
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise KeyError(f"unknown model {model_id!r}; known: {sorted(self.models)}") from None
+
+    def for_tier(self, tier: str) -> ModelSpec:
+        return self.get(self.default_complex if tier == "complex" else self.default_simple)
+
+
+def parse_catalog(data: dict) -> Catalog:
+    models = {m["id"]: ModelSpec(**m) for m in data["models"]}
+    catalog = Catalog(models, data["default_simple"], data["default_complex"])
+    for spec in models.values():  # fail at load, not mid-request
+        if spec.fallback is not None:
+            catalog.get(spec.fallback)
+    catalog.get(catalog.default_simple)
+    catalog.get(catalog.default_complex)
+    return catalog
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    return parse_catalog(json.loads(CATALOG_PATH.read_text(encoding="utf-8")))

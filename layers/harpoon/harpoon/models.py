@@ -1,0 +1,150 @@
+"""pydantic models for the API body and every step's input and output.
+
+The step models are the contract between the state machine (which shapes each
+Task's Payload with Parameters) and the handlers; events/*.json are validated
+against them by the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+# Text is capped in UTF-8 bytes (not characters) so that the workflow payload,
+# which carries the text once plus at most a few KB of results, stays far below
+# Step Functions' 256 KB limit: 32 KiB text + ~8 KB generated text + metadata.
+MAX_TEXT_BYTES = 32 * 1024
+# The largest body we parse at all; larger is 413 before any JSON work.
+MAX_BODY_BYTES = MAX_TEXT_BYTES + 4 * 1024
+MAX_TOKENS_LIMIT = 1024
+
+DEPLOYMENT_ALIASES = {"hostedai": "hostedai", "hosted_ai": "hostedai"}
+ACCEPTED_DEPLOYMENTS = ["HostedAI", "hostedai", "hosted_ai"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _StepModel(BaseModel):
+    # Steps tolerate extra keys so an older handler survives a newer ASL.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ProcessRequest(_Strict):
+    """Body of POST /v2/process."""
+
+    text: StrictStr = Field(min_length=1, description=f"Prompt; at most {MAX_TEXT_BYTES} UTF-8 bytes.")
+    deployment: StrictStr | None = Field(
+        default=None, description="HostedAI (any case; hosted_ai accepted). Defaults to HostedAI."
+    )
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must contain non-whitespace characters")
+        return value
+
+
+# --- Workflow input and steps --------------------------------------------------
+
+
+class WorkflowInput(_StepModel):
+    """What the API starts the state machine with."""
+
+    request_id: str = Field(min_length=1, max_length=80)
+    text: str = Field(min_length=1)
+    deployment: Literal["hostedai"] = "hostedai"
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    # Always present (null until Allocate succeeds) so Release's Parameters can
+    # read $.allocation on every path.
+    allocation: dict | None = None
+
+
+class ClassifyInput(_StepModel):
+    request_id: str
+    text: str = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+
+
+class ClassificationOut(_StepModel):
+    tier: Literal["simple", "complex"]
+    is_complex: bool
+    score: float = Field(ge=0, le=1)
+    confidence: float = Field(ge=0, le=1)
+    reasons: list[str]
+
+
+class RouteOut(_StepModel):
+    model: str
+    degraded: bool = False
+    reason: str | None = None
+
+
+class ClassifyOutput(_StepModel):
+    classification: ClassificationOut
+    route: RouteOut
+    max_tokens: int = Field(ge=1, description="Effective limit: the request's, capped by the model's.")
+    elapsed_ms: float
+
+
+class AllocateInput(_StepModel):
+    request_id: str
+    model: str
+
+
+class AllocateOutput(_StepModel):
+    lease_id: str
+    allocation_id: str
+    assigned_gpu: str
+    pool_id: str
+    model: str
+    expires_at: str | None = None
+    elapsed_ms: float
+
+
+class InferInput(_StepModel):
+    request_id: str
+    allocation_id: str
+    model: str
+    prompt: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT)
+
+
+class InferOutput(_StepModel):
+    text: str
+    model_used: str
+    tokens_generated: int
+    generation_time_ms: float
+    elapsed_ms: float
+
+
+class ReleaseInput(_StepModel):
+    request_id: str
+    # Allocate's output, or null when Allocate never succeeded.
+    allocation: AllocateOutput | None = None
+
+
+class ReleaseOutput(_StepModel):
+    status: Literal["released", "already_gone", "nothing_to_release"]
+    released: bool
+    elapsed_ms: float
+
+
+def parse_step_input(model: type[BaseModel], event: object) -> BaseModel:
+    """Validate a step's event, raising StepInputError (a named, never-retried
+    error in the ASL) instead of pydantic's ValidationError."""
+    from pydantic import ValidationError
+
+    from harpoon.errors import StepInputError
+
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]} for err in exc.errors()
+        ]
+        raise StepInputError(f"invalid {model.__name__}: {problems}", details={"problems": problems}) from None

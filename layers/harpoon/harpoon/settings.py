@@ -1,0 +1,73 @@
+"""Runtime settings, read from the environment on first use (never at import),
+so tests and the local stack can set variables before anything reads them.
+
+Every variable is set by template.yaml; the defaults here exist only for
+values with a sensible default. A missing required one raises
+ConfigurationError naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from harpoon.errors import ConfigurationError
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    leases_table: str | None
+    hosted_ai_base_url: str | None
+    hosted_ai_pool_id: str
+    hosted_ai_secret_arn: str | None
+    hosted_ai_connect_timeout: float
+    hosted_ai_timeout: float
+    hosted_ai_inference_timeout: float
+    lease_duration_seconds: int
+    state_machine_arn: str | None
+    state_machine_type: str
+    sync_timeout_seconds: float
+    classifier_threshold: float
+    secret_max_age_seconds: int
+
+    def require(self, field: str) -> str:
+        """The value of a setting that this caller cannot work without."""
+        value = getattr(self, field)
+        if not value:
+            raise ConfigurationError(
+                f"setting {field} is not configured (environment variable {field.upper()})"
+            )
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    machine_type = os.environ.get("STATE_MACHINE_TYPE", "EXPRESS").upper()
+    if machine_type not in ("EXPRESS", "STANDARD"):
+        raise ConfigurationError(f"STATE_MACHINE_TYPE must be EXPRESS or STANDARD, got {machine_type!r}")
+    return Settings(
+        leases_table=os.environ.get("LEASES_TABLE") or None,
+        hosted_ai_base_url=(os.environ.get("HOSTED_AI_BASE_URL") or "").rstrip("/") or None,
+        hosted_ai_pool_id=os.environ.get("HOSTED_AI_POOL_ID") or "gpu-pool-1",
+        hosted_ai_secret_arn=os.environ.get("HOSTED_AI_SECRET_ARN") or None,
+        hosted_ai_connect_timeout=_float("HOSTED_AI_CONNECT_TIMEOUT", 2.0),
+        hosted_ai_timeout=_float("HOSTED_AI_TIMEOUT", 10.0),
+        hosted_ai_inference_timeout=_float("HOSTED_AI_INFERENCE_TIMEOUT", 25.0),
+        lease_duration_seconds=int(_float("LEASE_DURATION_SECONDS", 300)),
+        state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
+        state_machine_type=machine_type,
+        sync_timeout_seconds=_float("SYNC_TIMEOUT_SECONDS", 28.0),
+        classifier_threshold=_float("CLASSIFIER_THRESHOLD", 0.5),
+        secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
+    )

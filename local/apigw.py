@@ -1,0 +1,145 @@
+"""An HTTP server that behaves like API Gateway HTTP API (payload format 2.0)
+in front of the template's functions: it turns each request into the event
+`sam local start-api` would build and the Lambda's answer back into HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from local.template import ACCOUNT, Route
+
+MAX_PAYLOAD = 10 * 1024 * 1024  # HTTP API's request payload limit
+TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+
+
+def build_event(method: str, target: str, headers: dict[str, str], body: bytes, route: Route, path_params: dict, source_ip: str) -> dict:
+    url = urlsplit(target)
+    now = datetime.now(timezone.utc)
+    content_type = headers.get("content-type", "")
+    is_text = not body or any(content_type.startswith(t) for t in TEXT_TYPES)
+    try:
+        body_text, b64 = (body.decode("utf-8"), False) if is_text else (base64.b64encode(body).decode(), True)
+    except UnicodeDecodeError:
+        body_text, b64 = base64.b64encode(body).decode(), True
+    route_key = f"{route.method} {route.path}"
+    query = parse_qsl(url.query, keep_blank_values=True)
+    event = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": url.path,
+        "rawQueryString": url.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": headers.get("host", "127").split(".")[0],
+            "http": {"method": method, "path": url.path, "protocol": "HTTP/1.1", "sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
+            "requestId": base64.b64encode(uuid.uuid4().bytes[:12]).decode(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": b64,
+    }
+    if body:
+        event["body"] = body_text
+    if query:
+        event["queryStringParameters"] = {k: ",".join(v for kk, v in query if kk == k) for k, _ in query}
+    if path_params:
+        event["pathParameters"] = path_params
+    cookies = headers.get("cookie")
+    if cookies:
+        event["cookies"] = [c.strip() for c in cookies.split(";")]
+    return event
+
+
+def to_http(result: object) -> tuple[int, dict[str, str], bytes]:
+    """Payload format 2.0: a dict with statusCode is a full response; anything
+    else is a 200 JSON body."""
+    if isinstance(result, dict) and "statusCode" in result:
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        body = result.get("body") or ""
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+        for cookie in result.get("cookies") or []:
+            headers.setdefault("set-cookie", cookie)
+        return int(result["statusCode"]), headers, raw
+    return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+
+
+def summarize(method: str, path: str, status: int, body: bytes, elapsed_ms: float) -> str:
+    """One log line per request: route, model, outcome, timings."""
+    line = f"{method} {path} {status} {elapsed_ms:.0f}ms"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return line
+    if isinstance(data, dict) and "route" in data:
+        timings = data.get("timings_ms", {})
+        steps = " ".join(f"{k}={v:.0f}" for k, v in timings.items() if isinstance(v, (int, float)) and k != "total")
+        line += f" model={data['route'].get('model')} tier={data.get('classification', {}).get('tier')} degraded={data['route'].get('degraded')} [{steps}]"
+    elif isinstance(data, dict) and isinstance(data.get("error"), dict):
+        line += f" error={data['error'].get('code')}"
+    return line
+
+
+def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[[str, object], dict], log=sys.stdout) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args) -> None:  # one summary line per request instead
+            pass
+
+        def _handle(self) -> None:
+            started = time.perf_counter()
+            status, headers, body = self._dispatch()
+            self.send_response(status)
+            headers = {k.lower(): v for k, v in headers.items()}
+            headers.setdefault("content-type", "application/json")
+            headers["content-length"] = str(len(body))
+            headers.setdefault("apigw-requestid", uuid.uuid4().hex[:16])
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            print(summarize(self.command, self.path, status, body, (time.perf_counter() - started) * 1000), file=log, flush=True)
+
+        def _dispatch(self) -> tuple[int, dict, bytes]:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_PAYLOAD:
+                return 413, {}, b'{"message":"Request Entity Too Large"}'
+            body = self.rfile.read(length) if length else b""
+            path = urlsplit(self.path).path
+            for route in routes:
+                params = route.matches(self.command, path)
+                if params is not None:
+                    break
+            else:
+                return 404, {}, b'{"message":"Not Found"}'
+            headers: dict[str, str] = {}
+            for key, value in self.headers.items():
+                key = key.lower()
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            event = build_event(self.command, self.path, headers, body, route, params, self.client_address[0])
+            reply = invoke(route.function, event)
+            if "error" in reply:
+                print(f"  function {route.function} failed: {reply['error'].get('errorType')}: {reply['error'].get('errorMessage')}", file=log, flush=True)
+                return 500, {}, b'{"message":"Internal Server Error"}'
+            return to_http(reply["ok"])
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
