@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 # which carries the text once plus at most a few KB of results, stays far below
 # Step Functions' 256 KB limit: 32 KiB text + ~8 KB generated text + metadata.
 MAX_TEXT_BYTES = 32 * 1024
-# The largest body we parse at all; larger is 413 before any JSON work.
-MAX_BODY_BYTES = MAX_TEXT_BYTES + 4 * 1024
+# The largest body we parse at all; larger is 413 before any JSON work. JSON
+# may escape every byte of the text as \uXXXX (6 bytes), so allow for that.
+MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 4 * 1024
 MAX_TOKENS_LIMIT = 1024
 
 DEPLOYMENT_ALIASES = {"hostedai": "hostedai", "hosted_ai": "hostedai"}

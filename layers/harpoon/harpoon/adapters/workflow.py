@@ -47,7 +47,8 @@ class WorkflowRunner:
         self._sleep = sleep
 
     def run(self, name: str, payload: dict, *, timeout_seconds: float) -> WorkflowResult:
-        body = json.dumps(payload, separators=(",", ":"))
+        # UTF-8, not \u escapes: Step Functions counts payload bytes (256 KB).
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         if self._type == "EXPRESS":
             return self._run_sync(name, body, timeout_seconds)
         return self._run_and_poll(name, body, timeout_seconds)

@@ -1,0 +1,53 @@
+# Harpoon developer commands. Check targets never rewrite files.
+#   make local   run the whole stack offline (HTTP API :3000, AWS :5000, HostedAI :8090)
+#   make test    install what is needed, then run every test tier
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: install local test test-unit test-e2e validate build clean
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements-dev.txt layers/harpoon/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# SAM CLI pins its own boto3: it gets a virtual environment of its own.
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+local: $(VENV)/.installed
+	$(PY) -m local
+
+test: install
+	$(PY) -m pytest
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e
+
+validate: $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed
+	$(SAM) build
+
+clean:
+	rm -rf .aws-sam .local

@@ -1,0 +1,816 @@
+"""Deterministic local prompt-complexity classifier (standard library only).
+
+Decides whether a prompt goes to the small model (``"simple"``) or the large
+one (``"complex"``). It runs on the Lambda cold-start path, so it is pure
+Python: no third-party imports, no network, no model files, and the same text
+always gets the same result (no randomness, no dependence on hash seeds).
+
+Labeling policy it aims at
+--------------------------
+complex: multi-step reasoning, proofs or non-trivial computation, writing or
+debugging non-trivial code, in-depth analysis / comparison / evaluation,
+planning or design under constraints, long-form writing.
+simple: greetings and chit-chat, short factual lookups, definitions, short
+translations, spelling or grammar fixes, classification / sentiment /
+extraction from short text, short summaries, simple lists and formatting.
+
+Scoring
+-------
+Each feature ``f`` is a value in ``[0, 1]``. The score is a logistic squash of
+a weighted sum::
+
+    z     = BIAS + sum(FEATURE_WEIGHTS[f] * value[f])
+    score = 1 / (1 + exp(-z))          # rounded to 3 decimals
+
+``BIAS = -1.2``, so a short prompt with no signal scores about 0.23 (simple).
+
+==============  ======  ==================================================
+feature         weight  what fires it
+==============  ======  ==================================================
+length          +1.5    estimated tokens: 0 up to 48 tokens, rising
+                        log-linearly to 1 at 1536 tokens
+reasoning       +3.0    prove/proof, derive, step by step, explain why / in
+                        detail, analyze, compare, evaluate, critique,
+                        design, optimize, trade-offs, justify (strong, 1.0);
+                        explain, plan, solve, what-if (weak, 0.5)
+multi_part      +2.0    numbered items, bullet lists, several question
+                        marks, "first ... then ...", "and also",
+                        "additionally"
+code            +3.0    fenced code blocks, code-like syntax, "write a
+                        function/program/script", debug, refactor, stack
+                        traces (1.0); language names, programming concepts,
+                        "implement" (0.5)
+math            +3.0    theorem/lemma, calculus, equations and math
+                        symbols, calculate/compute with non-trivial
+                        numbers, word problems (1.0-1.5); probability and
+                        other math vocabulary (0.5)
+constraints     +1.5    "without using", O(n) bounds (1.0); must, at
+                        least / at most, budget, requirements, 51-299 word
+                        limits (0.5)
+output_length   +3.0    essay, detailed report, comprehensive / in-depth,
+                        >= 300 words, several pages, write an article
+                        (1.0); detailed / thorough, guide, story (0.5)
+chit_chat       -3.0    greeting or small talk (hello, hola, bonjour,
+                        hallo, ola, how are you, thanks ...)
+factual_lookup  -1.5    short (<= 40 tokens) "what is / who is / define /
+                        when was ..." question
+simple_task     -2.5    translate, fix spelling/grammar, sentiment /
+                        classify / extract, summarize, simple list,
+                        formatting or unit conversion, rephrase
+brevity         -1.0    "in one sentence", "briefly", "yes or no",
+                        <= 50 words
+==============  ======  ==================================================
+
+How a positive feature's value is computed: every cue has a label and a
+strength; per label the strongest matching cue counts, the label strengths
+are summed, capped at 2.0 and divided by 2. So one strong cue gives 0.5 (a
++1.5 contribution for a weight-3 feature), two strong cues saturate it. The
+simple features are 0 or 1 (``chit_chat`` is 0.5 for prompts over 40 tokens).
+
+Two interactions keep the score honest:
+
+* Instruction region. On prompts longer than 800 characters, keyword cues
+  only count fully when they occur in the first or last 400 characters (where
+  the actual ask usually is); cues found only in the pasted body count at half
+  strength, and simple-task cues (summarize, translate, fix the spelling ...)
+  are only looked for in those two regions. This keeps "Summarize this in one
+  sentence: <400 words>" simple even if the pasted text happens to mention
+  "analysis" or "design".
+* Dampening. When any of reasoning / code / math / output_length reaches 0.5
+  (i.e. a strong cue fired), ``chit_chat`` is dropped (a greeting before a real
+  task says nothing) and the other simple features are halved ("Hi! Prove
+  that ...", "Summarize and critique ...").
+
+Language coverage: keyword cues exist for English, Spanish, French, German
+and Portuguese, plus a few Chinese / Japanese cues. Matching is done on a
+casefolded, accent-stripped copy of the text, so "Démontrez", "demontrez",
+"Schritt für Schritt" and "schritt fur schritt" all match. CJK characters count
+as one token each (see :func:`estimate_tokens`).
+
+``confidence`` is the distance of the score from the threshold, scaled by the
+room available on that side: ``(score - t) / (1 - t)`` for complex results,
+``(t - score) / t`` for simple ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = [
+    "BIAS",
+    "DEFAULT_THRESHOLD",
+    "FEATURE_WEIGHTS",
+    "Classification",
+    "classify",
+    "estimate_tokens",
+]
+
+DEFAULT_THRESHOLD = 0.5
+BIAS = -1.2
+
+FEATURE_WEIGHTS = MappingProxyType(
+    {
+        "length": 1.5,
+        "reasoning": 3.0,
+        "multi_part": 2.0,
+        "code": 3.0,
+        "math": 3.0,
+        "constraints": 1.5,
+        "output_length": 3.0,
+        "chit_chat": -3.0,
+        "factual_lookup": -1.5,
+        "simple_task": -2.5,
+        "brevity": -1.0,
+    }
+)
+
+_STRONG_FEATURES = ("reasoning", "code", "math", "output_length")
+_SIMPLE_FEATURES = ("chit_chat", "factual_lookup", "simple_task", "brevity")
+_LABEL_CAP = 2.0  # summed label strength at which a positive feature saturates
+
+_LENGTH_FLOOR = 48  # tokens: below this, length contributes nothing
+_LENGTH_CEIL = 1536  # tokens: length feature saturates here
+_SHORT_PROMPT = 40  # tokens: "short" for factual lookups and chit-chat
+_REGION = 400  # chars at each end of the prompt treated as the instruction
+_MAX_SCAN = 20_000  # chars kept from each end of very long prompts for matching
+
+
+@dataclass(frozen=True)
+class Classification:
+    tier: str  # "simple" | "complex"
+    is_complex: bool
+    score: float  # [0, 1], higher = more complex, rounded to 3 decimals
+    confidence: float  # [0, 1], distance of score from threshold, scaled
+    reasons: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------
+# Text normalisation and token estimate
+# --------------------------------------------------------------------------
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def _strip_accents(s: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", s)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _fold(text: str) -> str:
+    """Lower-case, accent-free, ASCII-quote copy of ``text`` used for matching."""
+    return _strip_accents(text.translate(_QUOTES)).casefold()
+
+
+def _is_cjk(cp: int) -> bool:
+    return (
+        0x2E80 <= cp <= 0x2FDF  # CJK radicals
+        or 0x3000 <= cp <= 0x30FF  # CJK punctuation, hiragana, katakana
+        or 0x3100 <= cp <= 0x31FF  # bopomofo, hangul compat jamo, kanbun, katakana ext
+        or 0x3400 <= cp <= 0x4DBF  # CJK ext A
+        or 0x4E00 <= cp <= 0x9FFF  # CJK unified ideographs
+        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
+        or 0xF900 <= cp <= 0xFAFF  # CJK compatibility ideographs
+        or 0xFF00 <= cp <= 0xFFEF  # half/full-width forms
+        or 0x20000 <= cp <= 0x3134F  # CJK ext B-G
+    )
+
+
+_WS = re.compile(r"\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count: 1 per CJK character, ~4 characters per token for
+    Latin-script text (runs of whitespace count as one character), ~2
+    characters per token for other scripts (Cyrillic, Greek, Arabic, ...).
+    """
+    collapsed = _WS.sub(" ", text).strip()
+    if not collapsed:
+        return 0
+    cjk = latin = other = 0
+    for ch in collapsed:
+        cp = ord(ch)
+        if cp < 0x250:  # ASCII, Latin-1, Latin Extended-A/B
+            latin += 1
+        elif _is_cjk(cp):
+            cjk += 1
+        else:
+            other += 1
+    return cjk + math.ceil(latin / 4) + math.ceil(other / 2)
+
+
+# --------------------------------------------------------------------------
+# Cue tables. Patterns are written lower-case and accent-free (they are run
+# through _strip_accents at compile time so accented spellings also work) and
+# matched against _fold(text). Never casefold a pattern: "\W" would become "\w".
+# --------------------------------------------------------------------------
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(_strip_accents(pattern), re.MULTILINE)
+
+
+# (feature, label, strength, pattern)
+_KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
+    (feature, label, strength, _rx(pattern))
+    for feature, label, strength, pattern in (
+        # ---- reasoning / analysis -------------------------------------
+        ("reasoning", "proof", 1.0,
+         r"\bprove\b|\bproofs?\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b|\bdemostracion\b"
+         r"|\bprueb[ae] que\b|\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b|\bbeweis(?:e|en|t)?\b"
+         r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
+         r"|\bдоказа\w*|证明|証明"),
+        ("reasoning", "proof", 0.5,
+         r"\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b|\bmostre que\b"),
+        ("reasoning", "derivation", 1.0,
+         r"\bderive\b|\bderivation\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
+        ("reasoning", "step by step", 1.0,
+         r"step[- ]by[- ]step|\bpaso a paso\b|\betape par etape\b|\bschritt fur schritt\b"
+         r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"),
+        ("reasoning", "explanation", 1.0,
+         r"\bexplain (?:why|in detail|in depth|the reasoning|the difference|the trade)"
+         r"|\bexplica (?:por que|en detalle)|\bexplique[rz]? (?:pourquoi|en detail|por que|em detalhe)"
+         r"|\berklar(?:e|en sie) (?:warum|wieso|weshalb|ausfuhrlich|im detail)|\bspiega perche\b"
+         r"|\bобъясни,? почему\b"),
+        ("reasoning", "explanation", 0.5,
+         r"\bexplain\w*|\bexplica\w*|\bexplique\w*|\berklar(?:e|en|ung)\b"
+         r"|\bhow (?:does|do) .{1,60}\bwork\b|\bcomo funciona\b|\bcomment fonctionne\b|\bwie funktioniert\b"
+         r"|解释|説明|为什么|なぜ"),
+        ("reasoning", "analysis", 1.0,
+         r"\banaly[sz](?:e|es|is|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalisis\b|\banalys(?:er|ez)\b"
+         r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"),
+        ("reasoning", "comparison", 1.0,
+         r"\bcompar(?:e|es|ing|ison|a|ar|er|ez|acion|aison|acao)\b|\bcontrast\b|\bvergleich\w*"
+         r"|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b|\bconfronta\w*|\bсравни\w*|比较|比較"),
+        ("reasoning", "comparison", 0.5,
+         r"\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
+         r"|\bdiferenca entre\b|区别|違い"),
+        ("reasoning", "evaluation", 1.0,
+         r"\bevaluat(?:e|ion)\b|\bassess\w*|\bevalua\w*|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
+         r"|\bbeurteil\w*|\bavali(?:e|ar|acao)\b|评估|評価"),
+        ("reasoning", "critique", 1.0,
+         r"\bcritique\w*|\bcriticize\b|\bcritica\b|\bcriticar\b|\bkritisier\w*"
+         r"|\breview (?:my|this|the) (?:code|design|architecture|essay|paper|argument|proposal|plan)\b|批判"),
+        ("reasoning", "design", 1.0,
+         r"\bdesign(?:ing)?\b|\barchitect(?:ure)?\b|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b"
+         r"|\bentw(?:irf|erfen|urf)\b|\bprojet(?:e|ar)\b|设计|設計"),
+        ("reasoning", "optimization", 1.0,
+         r"\boptimi[sz](?:e|ation|ing)\b|\boptimiz(?:a|ar|acion)\b|\boptimis(?:er|ez|ation)\b"
+         r"|\boptimier\w*|\botimiz\w*|优化|最適化"),
+        ("reasoning", "trade-offs", 1.0,
+         r"\btrade[- ]?offs?\b|\bpros and cons\b|\badvantages and disadvantages\b|\bstrengths and weaknesses\b"
+         r"|\bventajas y desventajas\b|\bpros y contras\b|\bavantages et (?:les )?inconvenients\b"
+         r"|\bvor- und nachteile\b|\bvorteile und nachteile\b|\bvantagens e desvantagens\b"
+         r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"),
+        ("reasoning", "justification", 1.0,
+         r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*"),
+        ("reasoning", "planning", 0.5,
+         r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划"),
+        ("reasoning", "problem solving", 0.5,
+         r"\bsolve\b|\bresuelve\b|\bresolver\b|\bresous\b|\bresolvez\b|\bresoudre\b|\bresolva\b"
+         r"|\bfigure out\b|\bwork out\b|\bpuzzle\b|\briddle\b"),
+        ("reasoning", "hypothetical / implications", 0.5,
+         r"\bwhat would happen if\b|\bwhat if\b|\bhow would you\b|\bimplications?\b|\bconsequences\b"
+         r"|\bque pasaria si\b|\bque se passerait-il si\b|\bwas ware,? wenn\b|\bo que aconteceria se\b"),
+        ("reasoning", "critical reasoning", 0.5,
+         r"\breason(?:ing)? about\b|\bthink (?:through|carefully)\b|\broot cause\b|\bcritically\b"
+         r"|\bto what extent\b|\bargue (?:for|against|that)\b"),
+        # ---- code ----------------------------------------------------------
+        ("code", "write code", 1.0,
+         r"\b(?:write|implement|create|build|code|generate|give me)\b[^.?!\n]{0,40}"
+         r"\b(?:function|program|script|class|method|algorithm|api|endpoint|query|regex|regular expression"
+         r"|unit tests?|module|library|parser|cli|app|application|bot|server|sql|code)\b"
+         r"|\b(?:escribe|implementa|crea|programa)\b[^.?!\n]{0,40}"
+         r"\b(?:funcion|programa|script|clase|metodo|algoritmo|consulta|codigo)\b"
+         r"|\b(?:ecris|ecrivez|ecrire|implemente[rz]?|cree[rz]?)\b[^.?!\n]{0,40}"
+         r"\b(?:fonction|programme|script|classe|methode|algorithme|requete|code)\b"
+         r"|\b(?:schreibe?|implementiere|erstelle|programmiere)\b[^.?!\n]{0,40}"
+         r"\b(?:funktion|programm|skript|klasse|methode|algorithmus|abfrage|code)\b"
+         r"|\b(?:escreva|implemente|crie|programe)\b[^.?!\n]{0,40}"
+         r"\b(?:funcao|programa|script|classe|metodo|algoritmo|consulta|codigo)\b"
+         r"|写.{0,12}(?:函数|程序|代码|脚本)|编写|(?:関数|プログラム|コード|スクリプト)を(?:書|作)"),
+        ("code", "implementation", 0.5, r"\bimplement\w*|\bimplementa\w*|实现|実装"),
+        ("code", "debugging", 1.0,
+         r"\bdebug\w*|\brefactor\w*|\btraceback\b|\bstack ?trace\b|\bsegmentation fault\b|\bsegfault\b"
+         r"|\bcompil\w* error\b|\bsyntax ?error\b|\btypeerror\b|\bnullpointerexception\b|\bindexerror\b"
+         r"|\bkeyerror\b|\bzerodivisionerror\b|\bdepura\w*|\brefactoriz\w*|\bdebogu\w*|\brefatora?\w*"
+         r"|\brefaktorier\w*|调试|デバッグ"),
+        ("code", "programming language", 0.5,
+         r"(?<![a-z0-9_])(?:python|javascript|typescript|java|kotlin|swift|rust|golang|haskell|ruby|php|scala|perl"
+         r"|sql|bash|powershell|react|django|flask|numpy|pandas|node\.js|nodejs|html|css|kubernetes"
+         r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol)(?![a-z0-9_])"
+         r"|(?<![a-z0-9_])(?:c\+\+|c#)"),
+        ("code", "programming concepts", 0.5,
+         r"\b(?:algorithms?|data structures?|time complexity|space complexity|big[- ]o|recursion|recursive"
+         r"|dynamic programming|binary search|linked list|hash ?map|hash table|concurrency|multithread\w*"
+         r"|race condition|deadlock|memory leak|apis?|microservices?|database schema|unit tests?|regex"
+         r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
+         r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"),
+        # ---- math ----------------------------------------------------------
+        ("math", "theorem", 1.0,
+         r"\btheorem\w*|\blemma\b|\bcorollary\b|\baxioms?\b|\bconjecture\b|\bteorema\b|\btheoreme\b"
+         r"|\blemme\b|\bconjetura\b|\bvermutung\b|\bconjectura\b|定理|引理"),
+        ("math", "calculus", 1.0,
+         r"\bintegrals?\b|\bintegrale\b|\bintegration by parts\b|\bderivatives?\b|\bdifferentiat\w*"
+         r"|\blimit of\b|\blim_|\bconverge\w*|\bdiverge\w*|\bdifferential equations?\b|\bderivada\b"
+         r"|\bderivee\b|\bableitung\b|\bintegrier\w*|\bgrenzwert\b|\becuacion diferencial\b"
+         r"|\bequation differentielle\b|\bdifferentialgleichung\b|\bequacao diferencial\b"
+         r"|微分|积分|積分|导数|極限|极限"),
+        ("math", "probability / statistics", 0.5,
+         r"\bprobabilit\w*|\bexpected value\b|\bvariance\b|\bstandard deviation\b|\bbayes\w*"
+         r"|\bstochastic\b|\bprobabilidad\b|\bwahrscheinlichkeit\w*|\bprobabilidade\b"
+         r"|\berwartungswert\b|概率|確率"),
+        ("math", "math terms", 0.5,
+         r"\bmatri(?:x|ces)\b|\beigen\w*|\bdeterminant\b|\bvector space\b|\bprimes\b|\bprime numbers?\b"
+         r"|\birrational\w*|\brational numbers?\b|\bmodulo\b|\bmodular arithmetic\b|\bgcd\b|\blcm\b"
+         r"|\bpolynomials?\b|\blogarithm\w*|\bfactorial\b|\bcombinatori\w*|\bpermutations?\b|\bsqrt\b"
+         r"|\bsquare root\b|\bequations?\b|\binequalit\w*|\bnumeros primos\b|\bnombres premiers\b"
+         r"|\bprimzahl\w*|\bmatriz\b|\bmatrice\b|\birracional\b|\birrationnel\w*|\braiz (?:cuadrada|quadrada)\b"
+         r"|\bracine carree\b|\bquadratwurzel\b|\becuacion\w*|\bgleichung\w*|\bequacao\b|\bequacoes\b"
+         r"|质数|素数|无理数|無理数|方程"),
+        ("math", "equation", 1.0,
+         r"\b[a-z]\s*\^\s*[\d({a-z]|\b\d+\s*[a-z]\s*[+\-]\s*\d|\b[a-z]\s*[+\-*/]\s*[a-z0-9]+\s*=\s*[a-z0-9]"
+         r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("),
+        ("math", "math notation", 1.0,
+         r"\\(?:frac|int|sum|sqrt|lim|prod|alpha|beta|theta|lambda|sigma|mathbb|partial|infty|cdot|leq|geq)\b"),
+        # ---- constraints ---------------------------------------------------
+        ("constraints", "must", 0.5,
+         r"\bmust\b|\bhas to\b|\bhave to\b|\brequired\b|\bmandatory\b|\bdebe\w*|\btiene que\b"
+         r"|\bdoi[ts]\b|\bdoivent\b|\bil faut\b|\bmuss\w*|\bdeve[ms]?\b|\btem que\b|\bobligatori\w*"),
+        ("constraints", "without using", 1.0,
+         r"\bwithout (?:using|the use of|importing|any (?:loops?|librar(?:y|ies)|imports?)|loops?|recursion)\b"
+         r"|\bdo(?:n't| not) use\b|\bmust not\b|\bnot allowed\b|\bno (?:external )?librar(?:y|ies)\b"
+         r"|\bonly (?:use|using)\b|\bsin (?:usar|utilizar)\b|\bsans (?:utiliser|employer)\b"
+         r"|\bn'utilise[z]? pas\b|\bohne .{0,30}(?:zu verwenden|zu benutzen|zu nutzen)\b"
+         r"|\bverwende keine?\b|\bsem (?:usar|utilizar)\b|\bnao use\b|不使用|不要使用|使わずに"),
+        ("constraints", "bounds", 0.5,
+         r"\bat (?:least|most)\b|\bno (?:more|less|fewer) than\b|\bexactly \d|\bwithin \d|\bunder \d"
+         r"|\bup to \d|\bal menos\b|\bcomo (?:maximo|minimo)\b|\bno mas de\b|\bexactamente\b"
+         r"|\bau (?:moins|plus)\b|\bpas plus de\b|\bexactement\b|\bmindestens\b|\bhochstens\b"
+         r"|\bnicht mehr als\b|\bgenau \d|\bpelo menos\b|\bno (?:maximo|minimo)\b|\bnao mais (?:de|que)\b"
+         r"|\bexatamente\b|至少|最多"),
+        ("constraints", "complexity bound", 1.0,
+         r"\bo\(\s*(?:1|n|log\s*n|n\s*log\s*n|n\s*\^?\s*2|n2|m|k|v\s*\+\s*e|n\s*\+\s*m|n\s*\*\s*m|nm|mn)\s*\)"
+         r"|\blinear time\b|\bconstant (?:time|space|memory)\b|\blogarithmic time\b|\bin[- ]place\b"),
+        ("constraints", "budget / requirements", 0.5,
+         r"\bbudget\b|\bdeadline\b|\brequirements?\b|\bconstraints?\b|\bpresupuesto\b|\brestricciones\b"
+         r"|\brequisitos\b|\bcontraintes?\b|\bexigences\b|\bfrist\b|\beinschrankungen\b|\banforderungen\b"
+         r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b"),
+        # ---- requested output length --------------------------------------
+        ("output_length", "essay", 1.0,
+         r"\bessays?\b|\bensayo\b|\bdissertation\b|\baufsatz\b|\bessai\b|\bredacao\b|\bensaio\b"
+         r"|\bthesis\b|\btesis\b|\btese\b|论文|論文"),
+        ("output_length", "long document", 1.0,
+         r"\b(?:detailed|full|comprehensive|in-depth|technical|formal|research) (?:report|proposal"
+         r"|document|specification|review)\b|\bwhite ?paper\b|\bresearch paper\b|\bliterature review\b"
+         r"|\bbusiness plan\b|\bcase study\b|\binforme detallado\b|\brapport detaille\b"
+         r"|\bdetaillierten bericht\b|\brelatorio detalhado\b|\bplan de negocios?\b|\bplano de negocios\b"
+         r"|\bbusinessplan\b|报告|レポート"),
+        ("output_length", "long-form writing", 1.0,
+         r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|redige[rz]?|schreibe?|verfasse|escreva"
+         r"|redija)\b[^.?!\n]{0,40}\b(?:article|blog post|chapter|report|proposal|articulo|artigo|artikel"
+         r"|informe|rapport|bericht|relatorio|capitulo|chapitre|kapitel)\b"),
+        ("output_length", "creative writing", 0.5,
+         r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|redija)\b"
+         r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|cuento|historia|discurso|histoire"
+         r"|discours|geschichte|rede|conto)\b"),
+        ("output_length", "comprehensive", 1.0,
+         r"\bcomprehensive\b|\bexhaustive\b|\bin[- ]depth\b|\bexhaustiv[oa]\b|\ba fondo\b|\bexhaustif\b"
+         r"|\bapprofondi\w*|\ben profondeur\b|\bumfassend\w*|\bausfuhrlich\w*|\babrangente\b"
+         r"|\baprofundad[oa]\b|\bexaustiv[oa]\b|详细|詳細|全面"),
+        ("output_length", "detailed", 0.5,
+         r"\bdetailed\b|\bthorough(?:ly)?\b|\bin detail\b|\bdetallad[oa]\b|\ben detalle\b|\bdetaillee?s?\b"
+         r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b"),
+        ("output_length", "guide / tutorial", 0.5,
+         r"\b(?:guide|tutorial|curriculum|lesson plan|course outline|handbook|playbook|guia|leitfaden"
+         r"|anleitung)\b"),
+    )
+)
+
+# Simple-task cues: only looked for in the instruction region.
+_SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (label, _rx(pattern))
+    for label, pattern in (
+        ("translation",
+         r"\btranslat\w*|\btraduc\w*|\btraduis\w*|\btraduire\b|\btraduza\b|\btraduzir\b|\bubersetz\w*"
+         r"|\bhow do you say\b|\bcomo se dice\b|\bcomment dit-on\b|\bwie sagt man\b|\bcomo se diz\b"
+         r"|翻译|翻訳"),
+        ("spelling/grammar fix",
+         r"\b(?:fix|correct|check|proofread|improve)\b.{0,40}\b(?:spelling|grammar|typos?|punctuation"
+         r"|capitali[sz]ation)\b|\bproofread\w*|\bspell[- ]?check\w*"
+         r"|\b(?:corrige|corrija|corrigez|corriger|corregir|korrigiere|korrigieren|verbessere)\b.{0,40}"
+         r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|errores|erros|rechtschreibung"
+         r"|grammatik|tippfehler)\b|\bortografia\b|\borthographe\b|\brechtschreibung\w*"),
+        ("classification/extraction",
+         r"\bsentiment\b|\bclassify\b|\bcategori[sz]e\b|\bpositive,? (?:or|negative,? or) (?:negative|neutral)\b"
+         r"|\bis (?:this|it|the)\b.{0,30}\b(?:spam|positive|negative|sarcastic|toxic|offensive)\b|\bextract\b|\bsentimiento\b|\bclasifica\w*"
+         r"|\bextrae\b|\bclassifie[rz]?\b|\bextrais\b|\bextraire\b|\bstimmung\b|\bklassifiziere\w*"
+         r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|情感|情绪|感情分析"),
+        ("summarization",
+         r"\bsummari[sz]\w*|\bsummary\b|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o)\b|\bfass\w* .{0,60}\bzusammen\b"
+         r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|总结|概括|要約|まとめ"),
+        ("simple list",
+         r"(?:^|[.!?:]\s+)(?:list|name|enumerate|lista|nombra|enumera|liste|nomme|nenne|cite)\s+"
+         r"(?:the|all|\d{1,2}|a few|some|three|four|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois"
+         r"|quatre|cinq|drei|vier|funf|quatro)\b"
+         r"|(?:^|[.!?:]\s+)(?:give me|dame|donne-moi|gib mir|me de|de-me)\s+(?:\d{1,2}|a few|some|three|four"
+         r"|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois|quatre|cinq|drei|vier|funf|quatro)\b"),
+        ("formatting/conversion",
+         r"\b(?:format|convert|turn|rewrite|reformat|put)\b.{0,40}\b(?:json|csv|table|bullet(?: points)?"
+         r"|bulleted list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
+         r"|\bsort .{0,40}alphabetical\w*|\balphabeti[sz]e\b|\bin (?:upper|lower) ?case\b"
+         r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
+         r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"),
+        ("rewording",
+         r"\b(?:rephrase|paraphrase|reword)\w*|\bmake (?:this|it) (?:more )?(?:formal|polite|casual|shorter"
+         r"|friendlier)\b|\b(?:to be|to sound|sound) (?:more |less )?(?:formal|polite|casual|professional"
+         r"|friendly)\b|\breformul\w*|\bparafrase\w*|\bumformulier\w*|\breescrev\w*"),
+    )
+)
+
+_GREETING = _rx(
+    r"\A\W*(?:hi|hello|hey|howdy|yo|hiya|greetings|good (?:morning|afternoon|evening|night)|thanks|thank you"
+    r"|thx|cheers|bye|goodbye|hola|buenos dias|buenas(?: tardes| noches)?|gracias|adios|bonjour|bonsoir"
+    r"|salut|coucou|merci|au revoir|hallo|guten (?:morgen|tag|abend)|servus|moin|danke|tschuss|ola|oi"
+    r"|bom dia|boa (?:tarde|noite)|obrigad[oa]|tchau|ciao|buongiorno|grazie|привет|здравствуй\w*"
+    r"|спасибо)(?!\w)"
+    r"|\A\W*(?:你好|您好|こんにちは|こんばんは|おはよう|안녕|谢谢|ありがとう)"
+)
+_CHIT_CHAT = _rx(
+    r"\bhow are you\b|\bhow's it going\b|\bwhat's up\b|\bnice to meet you\b|\bwho are you\b"
+    r"|\bwhat's your name\b|\btell me a joke\b|\bhave a (?:nice|good|great) day\b|\bcomo estas\b"
+    r"|\bque tal\b|\bca va\b|\bcomment (?:ca va|vas-tu|allez-vous)\b|\bwie geht(?:'s| es| ihnen)\b"
+    r"|\btudo bem\b|\bcomo vai\b|\bcomo voce esta\b|\bcome stai\b|\bкак дела\b|你好吗|お元気ですか"
+)
+_FACTUAL = _rx(
+    r"(?:^|[.!?:]\s+|¿)\W*(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
+    r"|who wrote|who invented|who painted|who discovered|when is|when was|when did|where is|where are"
+    r"|where was|where's|which (?:is|was|country|city|planet)|how many|how much|how old|how tall|how far is"
+    r"|how long is|define|definition of|meaning of|what does|que es|que son|quien es|quien fue"
+    r"|quien escribio|cuando (?:es|fue)|donde (?:esta|queda)|cual es|cuales son|cuantos|cuanto|definicion de"
+    r"|significado de|que significa|qu'est-ce que|qu'est-ce qu|qu'est ce que|c'est quoi|qui est|qui etait"
+    r"|qui a (?:ecrit|invente|peint)|quand (?:est|a)|ou est|ou se trouve|quelle est|quel est|quels sont"
+    r"|quelles sont|combien|definis|definir|definition de|que signifie|que veut dire|was ist|was sind"
+    r"|wer ist|wer war|wer hat|wann (?:ist|war|wurde)|wo ist|wo liegt|welche[rs]? ist|wie viele|wie viel"
+    r"|wie alt|wie hoch|definiere|definition von|was bedeutet|bedeutung von|o que e|o que sao|quem e"
+    r"|quem foi|quem escreveu|quando (?:e|foi)|onde (?:e|fica|esta)|qual e|quais sao|quantos|quanto"
+    r"|defina|definicao de|o que significa)(?!\w)"
+    r"|什么是|是什么|谁是|とは"
+)
+_BREVITY = _rx(
+    r"\bin (?:one|1|a single|a) (?:sentence|word|line|phrase)\b|\bone[- ]word answer\b|\bin a few words\b"
+    r"|\bbriefly\b|\bshort answer\b|\byes or no\b|\btl;?dr\b|\ben una (?:frase|oracion|palabra)\b"
+    r"|\ben pocas palabras\b|\bbrevemente\b|\ben une (?:phrase|ligne)\b|\ben un mot\b|\ben quelques mots\b"
+    r"|\bbrievement\b|\bin einem (?:satz|wort)\b|\bin wenigen worten\b|\bkurz\b|\bem uma (?:frase|palavra)\b"
+    r"|\bem poucas palavras\b|\bresumidamente\b|\bja oder nein\b|\boui ou non\b|\bsi o no\b|\bsim ou nao\b"
+    r"|一句话|简短|一言で"
+)
+
+# Structural / computed cues
+# Matched against the raw text: NFKD would turn "≠" into "=" and "x²" into "x2".
+_MATH_SYMBOLS = re.compile(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩]|[a-zA-Z)\]]\s?[²³⁴ⁿ]")
+_FENCE = re.compile(r"```|~~~")
+_CODE_SYNTAX = tuple(
+    re.compile(p, re.MULTILINE)
+    for p in (
+        r"\bdef \w+\s*\(",
+        r"\bfunction\s*\w*\s*\([^)]*\)\s*\{",
+        r"\bclass \w+\s*[:({]",
+        r"#include\s*<",
+        r"^\s*(?:import [\w.]+|from [\w.]+ import )",
+        r"=>|->|::",
+        r"\bconsole\.log\(|\bprintf?\(|\bsystem\.out\.",
+        r"\bpublic (?:static )?(?:void|int|class|string)\b",
+        r"\bselect\s+(?:\*|[\w.]+(?:\s*,\s*[\w.]+)*)\s+from\s+\w+",
+        r"[;{]\s*$|^\s*\}\s*;?\s*$",
+        r"\b(?:var|let|const) \w+\s*=",
+        r"\b\w+\.\w+\([^)\n]*\)",
+        r"==|!=|&&|\|\||\+\+",
+        r"</?[a-z][a-z0-9]*(?:\s[^>\n]*)?>",
+        r"`[^`\n]+`",
+        r"^\s*#!/|^\s*\$ \w+",
+    )
+)
+_DEBUG_HINT = _rx(
+    r"\b(?:error|exception|crash(?:es|ing|ed)?|bug|fix|wrong|fails?|failing|doesn't work|does not work"
+    r"|not working|broken|throws?|raises?|undefined|null)\b|\bfalla\w*|\berreur\b|\bfehler\b|\berro\b"
+)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_DATE = re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
+_ARITH = re.compile(
+    r"\d[\d,]*(?:\.\d+)?(?:\s*(?:[+*/×÷^%]|\s-\s)\s*\d[\d,]*(?:\.\d+)?)+"
+)
+_CALC_VERB = _rx(
+    r"\b(?:calculate|compute|solve|work out|figure out|evaluate|calcula|calcule[rz]?|calcular|berechne\w*"
+    r"|rechne|resuelve|resolva|resous|resolvez)\b|计算|計算"
+)
+_WORD_PROBLEM_Q = _rx(
+    r"\bhow (?:many|much|long|far|fast|old)\b|\bwhat time\b|\bwhen (?:will|does|do|did)\b|\bcuant[oa]s?\b"
+    r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ"
+)
+_LENGTH_ASK = _rx(
+    r"(\d[\d,.]*)\s*-?\s*(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten"
+    r"|paragraphs?|parrafos|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
+)
+_NUMBERED_LINE = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])\s+\S", re.MULTILINE)
+_NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)\s+\S")
+_STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
+_BULLET = re.compile(r"^\s*[-*•]\s+\S", re.MULTILINE)
+_SEQ_FIRST = _rx(
+    r"\b(?:first|firstly|first of all|to begin|primero|primeramente|en primer lugar|d'abord|premierement"
+    r"|tout d'abord|zuerst|erstens|zunachst|primeiro|primeiramente|em primeiro lugar)\b|首先|まず"
+)
+_SEQ_THEN = _rx(
+    r"\b(?:then|next|after that|afterwards|finally|lastly|secondly|luego|despues|finalmente|por ultimo"
+    r"|ensuite|puis|enfin|deuxiemement|dann|danach|anschliessend|schliesslich|zweitens|depois|em seguida"
+    r"|por fim)\b|然后|最后|次に"
+)
+_SEQ_ALSO = _rx(
+    r"\b(?:and also|also,|additionally|in addition|furthermore|moreover|as well as|y tambien|ademas"
+    r"|et aussi|de plus|en outre|und auch|ausserdem|zusatzlich|e tambem|alem disso|adicionalmente)\b|另外|此外"
+)
+
+_NUMBER_WORDS = {"one": 1, "a": 1, "uno": 1, "una": 1, "un": 1, "une": 1, "ein": 1, "einem": 1, "um": 1, "uma": 1}
+
+_FEATURE_PHRASES = {
+    "reasoning": "asks for reasoning or analysis",
+    "multi_part": "multi-part request",
+    "code": "involves code",
+    "math": "involves math",
+    "constraints": "explicit constraints",
+    "output_length": "asks for long output",
+    "chit_chat": "greeting or chit-chat",
+    "factual_lookup": "short factual question",
+    "simple_task": "simple task",
+    "brevity": "asks for a brief answer",
+}
+
+
+# --------------------------------------------------------------------------
+# Feature extraction
+# --------------------------------------------------------------------------
+
+
+class _Scan:
+    """Folded text plus where the instruction region is."""
+
+    __slots__ = ("text", "head_end", "tail_start")
+
+    def __init__(self, folded: str) -> None:
+        if len(folded) > 2 * _MAX_SCAN:
+            folded = folded[:_MAX_SCAN] + "\n" + folded[-_MAX_SCAN:]
+        self.text = folded
+        n = len(folded)
+        if n <= 2 * _REGION:
+            self.head_end, self.tail_start = n, 0
+        else:
+            self.head_end, self.tail_start = _REGION, n - _REGION
+
+    def strength(self, pattern: re.Pattern[str]) -> float:
+        """1.0 if the pattern matches in the instruction region, 0.5 if only in
+        the body, 0.0 if nowhere."""
+        m = pattern.search(self.text)
+        if m is None:
+            return 0.0
+        if m.start() < self.head_end or pattern.search(self.text, self.tail_start) is not None:
+            return 1.0
+        return 0.5
+
+    def in_region(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        m = pattern.search(self.text, 0, self.head_end)
+        if m is None and self.tail_start:
+            m = pattern.search(self.text, self.tail_start)
+        return m
+
+
+class _Labels:
+    """label -> strength, keeping the strongest cue per label, in first-seen order."""
+
+    def __init__(self) -> None:
+        self.by_feature: dict[str, dict[str, float]] = {}
+
+    def add(self, feature: str, label: str, strength: float) -> None:
+        if strength <= 0:
+            return
+        labels = self.by_feature.setdefault(feature, {})
+        if strength > labels.get(label, 0.0):
+            labels[label] = strength
+
+    def value(self, feature: str) -> float:
+        total = sum(self.by_feature.get(feature, {}).values())
+        return min(total, _LABEL_CAP) / _LABEL_CAP
+
+    def names(self, feature: str) -> list[str]:
+        return list(self.by_feature.get(feature, {}))
+
+
+def _parse_int(raw: str) -> int | None:
+    digits = raw.replace(",", "").replace(".", "")
+    return int(digits) if digits.isdigit() and len(digits) <= 7 else None
+
+
+def _length_asks(scan: _Scan, labels: _Labels) -> bool:
+    """Word/page/paragraph/sentence counts. Returns True if a brevity count fired."""
+    brief = False
+    for m in _LENGTH_ASK.finditer(scan.text):
+        n = _parse_int(m.group(1))
+        if n is None or n == 0:
+            continue
+        unit = m.group(2)
+        if unit.startswith(("word", "palabra", "mot", "wort", "palavra")):
+            if n >= 300:
+                labels.add("output_length", f"{n} words", 1.0)
+            elif n > 50:
+                labels.add("constraints", f"length limit ({n} words)", 0.5)
+            else:
+                brief = True
+        elif unit.startswith(("page", "pagina", "seite")):
+            if n >= 2:
+                labels.add("output_length", f"{n} pages", 1.0)
+            else:
+                labels.add("constraints", "length limit (1 page)", 0.5)
+        elif unit.startswith(("paragraph", "parrafo", "absatz", "paragrafo")):
+            if n >= 5:
+                labels.add("output_length", f"{n} paragraphs", 1.0)
+            elif n >= 3:
+                labels.add("output_length", f"{n} paragraphs", 0.5)
+            elif n == 2:
+                labels.add("constraints", "length limit (2 paragraphs)", 0.5)
+            else:
+                brief = True
+        else:  # sentences
+            if n <= 3:
+                brief = True
+            else:
+                labels.add("constraints", f"length limit ({n} sentences)", 0.5)
+    return brief
+
+
+def _code_and_math(raw: str, scan: _Scan, labels: _Labels) -> None:
+    text = scan.text
+    if _MATH_SYMBOLS.search(raw[:_MAX_SCAN]) or _MATH_SYMBOLS.search(raw[-_MAX_SCAN:]):
+        labels.add("math", "math notation", 1.0)
+    has_fence = _FENCE.search(text) is not None
+    if has_fence:
+        labels.add("code", "code block", 1.0)
+    syntax_hits = sum(1 for p in _CODE_SYNTAX if p.search(text))
+    if syntax_hits:
+        labels.add("code", "code syntax", min(1.0, 0.5 * syntax_hits))
+    code_present = has_fence or syntax_hits >= 2
+    if code_present and _DEBUG_HINT.search(text):
+        labels.add("code", "debugging", 1.0)
+
+    undated = _DATE.sub(" ", text)
+    numbers = _NUMBER.findall(undated)
+    nontrivial_numbers = len(numbers) >= 3 or any(
+        len(n.replace(",", "").replace(".", "")) >= 3 or "." in n for n in numbers
+    )
+    for m in _ARITH.finditer(undated):
+        operands = _NUMBER.findall(m.group(0))
+        if (
+            len(operands) >= 3
+            or "^" in m.group(0)
+            or any(len(o.replace(",", "").replace(".", "")) >= 3 or "." in o for o in operands)
+        ):
+            labels.add("math", "non-trivial arithmetic", 1.5)
+            break
+    calc = scan.strength(_CALC_VERB)
+    if calc and numbers:
+        labels.add("math", "calculation", calc * (1.0 if nontrivial_numbers else 0.5))
+    if len(numbers) >= 3 and _WORD_PROBLEM_Q.search(undated):
+        labels.add("math", "word problem", 1.5)
+
+
+def _multi_part(scan: _Scan, labels: _Labels) -> None:
+    text = scan.text
+    numbered = max(
+        len(_NUMBERED_LINE.findall(text)), len(_NUMBERED_INLINE.findall(text)), len(_STEP_N.findall(text))
+    )
+    if numbered >= 2:
+        labels.add("multi_part", f"{numbered} numbered items", min(numbered, 5) * 0.4)
+    bullets = len(_BULLET.findall(text))
+    if bullets >= 3:
+        labels.add("multi_part", f"{bullets} bullet points", 0.5)
+    questions = text.count("?")
+    if questions >= 2:
+        labels.add("multi_part", f"{questions} questions", min(1.5, (questions - 1) * 0.5))
+    if _SEQ_FIRST.search(text) and _SEQ_THEN.search(text):
+        labels.add("multi_part", "sequenced steps", 1.0)
+    also = len(set(_SEQ_ALSO.findall(text)))
+    if also:
+        labels.add("multi_part", "additional asks", min(1.0, 0.5 * also))
+
+
+def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
+    tokens = estimate_tokens(text)
+    scan = _Scan(_fold(text))
+    labels = _Labels()
+
+    for feature, label, strength, pattern in _KEYWORD_CUES:
+        labels.add(feature, label, strength * scan.strength(pattern))
+    _code_and_math(text, scan, labels)
+    _multi_part(scan, labels)
+    brief_count = _length_asks(scan, labels)
+
+    values: dict[str, float] = {}
+    values["length"] = (
+        0.0 if tokens <= _LENGTH_FLOOR else min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
+    )
+    for feature in ("reasoning", "multi_part", "code", "math", "constraints", "output_length"):
+        values[feature] = labels.value(feature)
+
+    # Simple signals (0/1), recorded as labels for the reasons.
+    original = _fold(text[:_REGION])
+    greet = _GREETING.search(original)
+    chat = _CHIT_CHAT.search(scan.text, 0, scan.head_end)
+    if greet or chat:
+        labels.add("chit_chat", (greet or chat).group(0).strip(" \t\n!,.?¡¿"), 1.0)  # type: ignore[union-attr]
+        values["chit_chat"] = 1.0 if tokens <= _SHORT_PROMPT else 0.5
+    if tokens <= _SHORT_PROMPT:
+        fact = _FACTUAL.search(_GREETING.sub("", scan.text, count=1).lstrip(" ,!.") or scan.text)
+        if fact:
+            labels.add("factual_lookup", fact.group(0).strip(" \t\n.!?:¿"), 1.0)
+            values["factual_lookup"] = 1.0
+    for label, pattern in _SIMPLE_TASK_CUES:
+        if scan.in_region(pattern):
+            labels.add("simple_task", label, 1.0)
+    if labels.names("simple_task"):
+        values["simple_task"] = 1.0
+    brev = scan.in_region(_BREVITY)
+    if brev or brief_count:
+        labels.add("brevity", brev.group(0) if brev else "short length limit", 1.0)
+        values["brevity"] = 1.0
+
+    # Dampening: a strong complexity signal overrides chit-chat and weakens
+    # the other simple cues.
+    if any(values[f] >= 0.5 for f in _STRONG_FEATURES):
+        if "chit_chat" in values:
+            values["chit_chat"] = 0.0
+        for f in ("factual_lookup", "simple_task", "brevity"):
+            if f in values:
+                values[f] *= 0.5
+    return values, labels, tokens
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def _check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    if not 0.0 < threshold < 1.0:  # also rejects NaN
+        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+    return float(threshold)
+
+
+def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classification:
+    """Classify ``text`` as ``"simple"`` or ``"complex"``.
+
+    Raises ``ValueError`` for empty / whitespace-only text or a threshold
+    outside the open interval (0, 1); ``TypeError`` if ``text`` is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("text must not be empty or whitespace")
+    t = _check_threshold(threshold)
+
+    values, labels, tokens = _features(text)
+    contributions = {f: FEATURE_WEIGHTS[f] * v for f, v in values.items() if v}
+    z = BIAS + sum(contributions.values())
+    score = round(1.0 / (1.0 + math.exp(-z)), 3)
+    is_complex = score >= t
+    if is_complex:
+        confidence = (score - t) / (1.0 - t)
+    else:
+        confidence = (t - score) / t
+    confidence = round(min(1.0, max(0.0, confidence)), 3)
+
+    reasons: list[str] = []
+    for feature, _ in sorted(contributions.items(), key=lambda kv: -abs(kv[1])):
+        if feature == "length":
+            size = "long prompt" if values["length"] >= 0.5 else "moderately long prompt"
+            reasons.append(f"{size} ({tokens} tokens)")
+        else:
+            names = labels.names(feature)
+            phrase = _FEATURE_PHRASES[feature]
+            reasons.append(f"{phrase} ({', '.join(names)})" if names else phrase)
+    if "chit_chat" in values and "chit_chat" not in contributions:
+        reasons.append("greeting ignored: the prompt carries a real task")
+    if not reasons:
+        reasons.append(
+            "short prompt with no complexity signals" if tokens <= _LENGTH_FLOOR else "no complexity signals"
+        )
+
+    return Classification(
+        tier="complex" if is_complex else "simple",
+        is_complex=is_complex,
+        score=score,
+        confidence=confidence,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from harpoon.adapters.workflow import WorkflowRunner, WorkflowTimeout
+
+
+class FakeSfn:
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.calls = []
+
+    def start_execution(self, **kwargs):
+        self.calls.append(("start", kwargs))
+        return {"executionArn": "arn:exec:1"}
+
+    def describe_execution(self, executionArn):
+        self.calls.append(("describe", executionArn))
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        reply = {"executionArn": executionArn, "status": status}
+        if status == "SUCCEEDED":
+            reply["output"] = json.dumps({"ok": True})
+        return reply
+
+    def start_sync_execution(self, **kwargs):
+        self.calls.append(("sync", kwargs))
+        return {"executionArn": "arn:exec:2", "status": "FAILED", "error": "NoCapacityError", "cause": "{}"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_standard_polls_until_done_with_growing_bounded_delays():
+    sfn, clock = FakeSfn(["RUNNING"] * 5 + ["SUCCEEDED"]), Clock()
+    result = WorkflowRunner(sfn, "arn:sm", "STANDARD", clock=clock, sleep=clock.sleep).run("req-1", {"a": 1}, timeout_seconds=10)
+    assert result.status == "SUCCEEDED" and result.output == {"ok": True}
+    assert sfn.calls[0] == ("start", {"stateMachineArn": "arn:sm", "name": "req-1", "input": '{"a":1}'})
+    assert clock.sleeps == sorted(clock.sleeps) and max(clock.sleeps) <= 0.5
+
+
+def test_standard_gives_up_at_the_deadline():
+    sfn, clock = FakeSfn(["RUNNING"]), Clock()
+    with pytest.raises(WorkflowTimeout) as info:
+        WorkflowRunner(sfn, "arn:sm", "STANDARD", clock=clock, sleep=clock.sleep).run("r", {}, timeout_seconds=2)
+    assert info.value.execution_arn == "arn:exec:1"
+    assert clock.now == pytest.approx(2, abs=0.01)
+
+
+def test_express_uses_start_sync_execution():
+    sfn = FakeSfn(["RUNNING"])
+    result = WorkflowRunner(sfn, "arn:sm", "EXPRESS").run("r", {}, timeout_seconds=1)
+    assert [c[0] for c in sfn.calls] == ["sync"]
+    assert (result.status, result.error) == ("FAILED", "NoCapacityError")
