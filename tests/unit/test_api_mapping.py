@@ -80,6 +80,8 @@ def failed(error, cause=None, status="FAILED"):
         ("UpstreamRejectedError", 502),
         ("UpstreamAuthError", 502),
         ("States.Timeout", 504),
+        ("StepTimeoutError", 504),
+        ("WorkflowError", 500),
         ("Sandbox.Timedout", 504),
         ("StepInputError", 500),
         ("Lambda.ServiceException", 500),

@@ -27,7 +27,7 @@ from harpoon.models import (
 )
 from harpoon.settings import get_settings
 
-logger = Logger(child=True)
+logger = Logger()  # same service as the handler's: shares its keys and formatter
 app = APIGatewayHttpResolver()
 
 RETRY_AFTER_NO_CAPACITY_SECONDS = 5
@@ -154,7 +154,7 @@ _UPSTREAM_502 = {
     "UpstreamAuthError",
 }
 _BUSY_503 = {"NoCapacityError", "UpstreamRateLimitedError"}
-_TIMEOUT_504 = {"States.Timeout", "Sandbox.Timedout"}
+_TIMEOUT_504 = {"StepTimeoutError", "States.Timeout", "Sandbox.Timedout"}
 
 
 def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:

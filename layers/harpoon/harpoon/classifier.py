@@ -75,18 +75,21 @@ Two interactions keep the score honest:
   strength, and simple-task cues (summarize, translate, fix the spelling ...)
   are only looked for in those two regions. This keeps "Summarize this in one
   sentence: <400 words>" simple even if the pasted text happens to mention
-  "analysis" or "design".
+  "analysis" or "design". Prompts longer than 8000 characters are only
+  scanned in their first and last 4000 characters (length still counts the
+  whole text); this bounds latency at a few tens of milliseconds.
 * Dampening. When any of reasoning / code / math / output_length reaches 0.5
   (i.e. a strong cue fired), ``chit_chat`` is dropped (a greeting before a real
   task says nothing) and the other simple features are halved ("Hi! Prove
   that ...", "Summarize and critique ...").
 
 Language coverage: keyword cues exist for English, Spanish, French, German
-and Portuguese, plus a few Chinese / Japanese cues. Matching is done on a
+and Portuguese, plus a few Chinese, Japanese, Italian and Russian ones. Matching is done on a
 casefolded, accent-stripped copy of the text, so "Démontrez", "demontrez",
 "Schritt für Schritt" and "schritt fur schritt" all match. CJK characters count
 as one token each (see :func:`estimate_tokens`).
 
+The tier is ``"complex"`` when the rounded score is ``>= threshold``.
 ``confidence`` is the distance of the score from the threshold, scaled by the
 room available on that side: ``(score - t) / (1 - t)`` for complex results,
 ``(t - score) / t`` for simple ones.
@@ -129,14 +132,13 @@ FEATURE_WEIGHTS = MappingProxyType(
 )
 
 _STRONG_FEATURES = ("reasoning", "code", "math", "output_length")
-_SIMPLE_FEATURES = ("chit_chat", "factual_lookup", "simple_task", "brevity")
 _LABEL_CAP = 2.0  # summed label strength at which a positive feature saturates
 
 _LENGTH_FLOOR = 48  # tokens: below this, length contributes nothing
 _LENGTH_CEIL = 1536  # tokens: length feature saturates here
 _SHORT_PROMPT = 40  # tokens: "short" for factual lookups and chit-chat
 _REGION = 400  # chars at each end of the prompt treated as the instruction
-_MAX_SCAN = 20_000  # chars kept from each end of very long prompts for matching
+_MAX_SCAN = 4_000  # chars kept from each end of very long prompts for matching (bounds latency)
 
 
 @dataclass(frozen=True)
@@ -446,7 +448,7 @@ _CHIT_CHAT = _rx(
     r"|\btudo bem\b|\bcomo vai\b|\bcomo voce esta\b|\bcome stai\b|\bкак дела\b|你好吗|お元気ですか"
 )
 _FACTUAL = _rx(
-    r"(?:^|[.!?:]\s+|¿)\W*(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
+    r"(?:^|[.!?:]\s{1,5}|¿)[ \t\"'(¡¿*-]{0,5}(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
     r"|who wrote|who invented|who painted|who discovered|when is|when was|when did|where is|where are"
     r"|where was|where's|which (?:is|was|country|city|planet)|how many|how much|how old|how tall|how far is"
     r"|how long is|define|definition of|meaning of|what does|que es|que son|quien es|quien fue"
@@ -477,21 +479,21 @@ _CODE_SYNTAX = tuple(
     re.compile(p, re.MULTILINE)
     for p in (
         r"\bdef \w+\s*\(",
-        r"\bfunction\s*\w*\s*\([^)]*\)\s*\{",
+        r"\bfunction[ \t]*\w*[ \t]*\([^)\n]{0,200}\)[ \t]*\{",
         r"\bclass \w+\s*[:({]",
         r"#include\s*<",
-        r"^\s*(?:import [\w.]+|from [\w.]+ import )",
+        r"^[ \t]*(?:import [\w.]+|from [\w.]+ import )",
         r"=>|->|::",
         r"\bconsole\.log\(|\bprintf?\(|\bsystem\.out\.",
         r"\bpublic (?:static )?(?:void|int|class|string)\b",
         r"\bselect\s+(?:\*|[\w.]+(?:\s*,\s*[\w.]+)*)\s+from\s+\w+",
-        r"[;{]\s*$|^\s*\}\s*;?\s*$",
+        r"[;{][ \t]*$|^[ \t]*\}[ \t]*;?[ \t]*$",
         r"\b(?:var|let|const) \w+\s*=",
-        r"\b\w+\.\w+\([^)\n]*\)",
+        r"\b\w+\.\w+\([^)\n]{0,200}\)",
         r"==|!=|&&|\|\||\+\+",
-        r"</?[a-z][a-z0-9]*(?:\s[^>\n]*)?>",
-        r"`[^`\n]+`",
-        r"^\s*#!/|^\s*\$ \w+",
+        r"</?[a-z][a-z0-9]{0,20}(?:\s[^>\n]{0,200})?>",
+        r"`[^`\n]{1,200}`",
+        r"^[ \t]*#!/|^[ \t]*\$ \w+",
     )
 )
 _DEBUG_HINT = _rx(
@@ -501,7 +503,7 @@ _DEBUG_HINT = _rx(
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DATE = re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
 _ARITH = re.compile(
-    r"\d[\d,]*(?:\.\d+)?(?:\s*(?:[+*/×÷^%]|\s-\s)\s*\d[\d,]*(?:\.\d+)?)+"
+    r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+"
 )
 _CALC_VERB = _rx(
     r"\b(?:calculate|compute|solve|work out|figure out|evaluate|calcula|calcule[rz]?|calcular|berechne\w*"
@@ -512,13 +514,13 @@ _WORD_PROBLEM_Q = _rx(
     r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ"
 )
 _LENGTH_ASK = _rx(
-    r"(\d[\d,.]*)\s*-?\s*(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten"
+    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten"
     r"|paragraphs?|parrafos|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
 )
-_NUMBERED_LINE = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])\s+\S", re.MULTILINE)
-_NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)\s+\S")
+_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])\s+\S", re.MULTILINE)
+_NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)[ \t]+\S")
 _STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
-_BULLET = re.compile(r"^\s*[-*•]\s+\S", re.MULTILINE)
+_BULLET = re.compile(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
 _SEQ_FIRST = _rx(
     r"\b(?:first|firstly|first of all|to begin|primero|primeramente|en primer lugar|d'abord|premierement"
     r"|tout d'abord|zuerst|erstens|zunachst|primeiro|primeiramente|em primeiro lugar)\b|首先|まず"
@@ -532,8 +534,6 @@ _SEQ_ALSO = _rx(
     r"\b(?:and also|also,|additionally|in addition|furthermore|moreover|as well as|y tambien|ademas"
     r"|et aussi|de plus|en outre|und auch|ausserdem|zusatzlich|e tambem|alem disso|adicionalmente)\b|另外|此外"
 )
-
-_NUMBER_WORDS = {"one": 1, "a": 1, "uno": 1, "una": 1, "un": 1, "une": 1, "ein": 1, "einem": 1, "um": 1, "uma": 1}
 
 _FEATURE_PHRASES = {
     "reasoning": "asks for reasoning or analysis",

@@ -130,3 +130,20 @@ TRANSIENT_ERRORS: tuple[type[TransientUpstreamError], ...] = (
     UpstreamTimeoutError,
     UpstreamConnectionError,
 )
+
+
+# --- Raised by the state machine itself (Fail states), never by Python ------
+# A Fail state may not re-raise a reserved States.* name, so the ASL renames
+# them; the API maps these names to HTTP like the others.
+
+
+class StepTimeoutError(HarpoonError):
+    """A Task exceeded its TimeoutSeconds (States.Timeout)."""
+
+    code = "step_timeout"
+
+
+class WorkflowError(HarpoonError):
+    """Any other States.* failure of the workflow itself."""
+
+    code = "workflow_error"

@@ -1,0 +1,197 @@
+"""Every path of the request state machine, on moto's engine."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from botocore.exceptions import ClientError
+
+from harpoon.errors import NoCapacityError, UpstreamUnavailableError
+
+HAPPY = ["Classify", "Allocate", "Infer", "Release", "Respond"]
+
+
+def allocations(emulator) -> list:
+    return httpx.get(f"{emulator.base_url}/_emulator/allocations").json()["allocations"]
+
+
+def faults(emulator, **settings) -> None:
+    httpx.post(f"{emulator.base_url}/_emulator/faults", json=settings).raise_for_status()
+
+
+def cause(result) -> dict:
+    return json.loads(result["cause"])
+
+
+def test_happy_path_releases_and_answers(engine, emulator):
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED", result
+    assert result["states"] == HAPPY
+    output = json.loads(result["output"])
+    assert set(output) == {"request_id", "classify", "allocation", "inference", "release"}
+    assert output["release"]["status"] == "released"
+    assert output["inference"]["model_used"] == "gemma-270m"
+    assert allocations(emulator) == [] and engine.sleeps == []
+
+
+def test_classify_retries_lambda_service_errors_then_succeeds(engine, emulator):
+    real = engine.invoke
+
+    def flaky(name, event):
+        if engine.by_arn[name] == "classify" and engine.steps("classify") < 2:
+            engine.calls.append(("classify", event))
+            raise ClientError({"Error": {"Code": "ServiceException", "Message": "try again"},
+                               "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": "r"}}, "Invoke")
+        return real(name, event)
+
+    engine.invoke = flaky
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED", result
+    assert engine.steps("classify") == 3 and engine.sleeps == [1, 2]
+
+
+def test_classify_failure_ends_failed_without_touching_hostedai(engine, emulator):
+    def broken(event, n):
+        raise ValueError("classifier bug")
+
+    engine.fakes["classify"] = broken
+    result = engine.run()
+    assert result["status"] == "FAILED"
+    assert result["error"] == "ValueError" and cause(result)["errorMessage"] == "classifier bug"
+    assert result["states"] == ["Classify", "ClassifyFailure", "Failed"]
+    assert engine.steps("allocate") == engine.steps("release") == 0 and engine.sleeps == []
+
+
+def test_allocate_retries_transient_upstream_errors_with_backoff(engine, emulator):
+    faults(emulator, allocate={"fail_next": 3, "status": 502})
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED", result
+    assert engine.steps("allocate") == 4 and engine.sleeps == [1, 2, 4]
+    assert allocations(emulator) == []
+
+
+def test_allocate_backoff_is_capped_by_max_delay(engine, emulator):
+    for state in engine.definition["States"].values():
+        for retrier in state.get("Retry", []):
+            assert retrier["MaxDelaySeconds"] >= retrier["IntervalSeconds"]
+            assert retrier["JitterStrategy"] == "FULL"
+    variant = json.loads(json.dumps(engine.definition))
+    variant["States"]["Allocate"]["Retry"][0].update(MaxAttempts=5, IntervalSeconds=3)
+    engine.replace_definition(variant)
+    faults(emulator, allocate={"fail_next": 5, "status": 500})
+    assert engine.run()["status"] == "SUCCEEDED"
+    assert engine.sleeps == [3, 6, 8, 8, 8]  # 12 and 24 capped at MaxDelaySeconds 8
+
+
+def test_no_capacity_exhausted_goes_through_release_and_fails_503_shaped(engine, emulator):
+    faults(emulator, allocate={"error_rate": 1.0, "status": 503})  # 503 without no_capacity code
+    engine.fakes["allocate"] = lambda event, n: (_ for _ in ()).throw(NoCapacityError("pool full"))
+    result = engine.run()
+    assert result["status"] == "FAILED"
+    assert result["error"] == "NoCapacityError"
+    assert engine.steps("allocate") == 3 and engine.sleeps == [2, 4]
+    assert result["states"] == ["Classify", "Allocate", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+
+
+def test_permanent_allocate_error_is_not_retried(engine, emulator):
+    faults(emulator, allocate={"error_rate": 1.0, "status": 422})
+    result = engine.run()
+    assert result["status"] == "FAILED" and result["error"] == "UpstreamRejectedError"
+    assert engine.steps("allocate") == 1 and engine.sleeps == []
+    assert result["states"] == ["Classify", "Allocate", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+
+
+def test_infer_transient_error_is_retried(engine, emulator):
+    faults(emulator, inference={"fail_next": 1, "status": 500})
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED", result
+    assert engine.steps("infer") == 2 and engine.sleeps == [1]
+
+
+def test_infer_failure_still_releases_the_gpu(engine, emulator):
+    faults(emulator, inference={"error_rate": 1.0, "status": 500})
+    result = engine.run()
+    assert result["status"] == "FAILED" and result["error"] == "UpstreamUnavailableError"
+    assert "500" in cause(result)["errorMessage"]
+    assert engine.steps("infer") == 3 and engine.sleeps == [1, 2]
+    assert result["states"] == ["Classify", "Allocate", "Infer", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+    assert allocations(emulator) == []
+
+
+def test_infer_permanent_error_releases_without_retry(engine, emulator):
+    faults(emulator, inference={"error_rate": 1.0, "status": 400})
+    result = engine.run()
+    assert result["error"] == "UpstreamRejectedError" and engine.steps("infer") == 1
+    assert allocations(emulator) == []
+
+
+def test_release_transient_error_is_retried(engine, emulator):
+    faults(emulator, release={"fail_next": 2, "status": 503})
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"])["release"]["status"] == "released"
+    assert engine.steps("release") == 3 and engine.sleeps == [1, 2]
+    assert allocations(emulator) == []
+
+
+def test_release_that_keeps_failing_still_answers_and_leaves_the_lease_for_reclaim(engine, emulator):
+    faults(emulator, release={"error_rate": 1.0, "status": 500})
+    result = engine.run()
+    assert result["status"] == "SUCCEEDED"
+    assert result["states"] == ["Classify", "Allocate", "Infer", "Release", "MarkReleasePending", "Respond"]
+    output = json.loads(result["output"])
+    assert output["release"] == {"status": "pending_reclaim", "released": False, "error": "UpstreamUnavailableError"}
+    assert engine.steps("release") == 5 and engine.sleeps == [1, 2, 4, 8]
+    from harpoon import deps
+
+    assert deps.leases().get(result["request_id"]).status == "RELEASE_FAILED"
+    assert len(allocations(emulator)) == 1  # still held: the reclaim sweep's job
+
+
+def test_release_after_failure_that_fails_keeps_the_original_error(engine, emulator):
+    faults(emulator, inference={"error_rate": 1.0, "status": 400}, release={"error_rate": 1.0, "status": 500})
+    result = engine.run()
+    assert result["status"] == "FAILED" and result["error"] == "UpstreamRejectedError"
+    assert result["states"] == ["Classify", "Allocate", "Infer", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+    assert engine.steps("release") == 5
+
+
+def test_task_timeout_is_caught_and_released(engine, emulator):
+    import time
+
+    variant = json.loads(json.dumps(engine.definition))
+    variant["States"]["Infer"]["TimeoutSeconds"] = 1
+    engine.replace_definition(variant)
+
+    def slow(event, n):
+        time.sleep(2.5)
+        raise UpstreamUnavailableError("too late")
+
+    engine.fakes["infer"] = slow
+    result = engine.run()
+    assert result["status"] == "FAILED" and result["error"] == "StepTimeoutError"
+    assert result["states"] == ["Classify", "Allocate", "Infer", "ReleaseAfterFailure", "ClassifyFailure", "TimedOut"]
+    assert allocations(emulator) == []
+
+
+def test_api_runs_the_workflow_and_answers_200(engine, emulator, lambda_context):
+    from tests.conftest import load_event, load_handler
+
+    response = load_handler("api").lambda_handler(load_event("api"), lambda_context)
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["route"]["model"] == "gemma-270m" and body["inference"]["text"]
+    assert response["headers"]["X-Request-Id"] == body["request_id"]
+    assert allocations(emulator) == []
+
+
+def test_api_maps_an_upstream_failure_to_502(engine, emulator, lambda_context):
+    from tests.conftest import load_event, load_handler
+
+    faults(emulator, inference={"error_rate": 1.0, "status": 500})
+    response = load_handler("api").lambda_handler(load_event("api"), lambda_context)
+    assert response["statusCode"] == 502
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "upstream_error" and error["details"]["error"] == "UpstreamUnavailableError"
+    assert allocations(emulator) == []

@@ -1,0 +1,367 @@
+"""Unit tests for harpoon.classifier (the local, deterministic complexity classifier)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harpoon.classifier import (
+    BIAS,
+    DEFAULT_THRESHOLD,
+    FEATURE_WEIGHTS,
+    Classification,
+    classify,
+    estimate_tokens,
+)
+
+LAYER_DIR = Path(__file__).resolve().parents[2] / "layers" / "harpoon"
+
+# ~430 words of plain prose with no complexity cues in it.
+_PARAGRAPH = (
+    "The town of Millbrook sits beside a slow river. Every spring the farmers plant corn and beans "
+    "in the wide fields near the water. Children walk to the small school on the hill, and in the "
+    "evening families gather in the square to talk about the weather. The bakery opens early, and the "
+    "smell of fresh bread drifts down the main street. On weekends a market fills the square with "
+    "stalls selling apples, cheese, honey and wool. Visitors say the town feels calm and friendly. "
+)
+LONG_PLAIN_TEXT = _PARAGRAPH * 5
+
+SIMPLE_PROMPTS = [
+    # greetings / chit-chat
+    "Hello",
+    "hi there!",
+    "Thanks, that's all for today.",
+    "How are you doing today?",
+    "Hola, ¿qué tal?",
+    "Bonjour !",
+    "Hallo, wie geht's?",
+    "Olá, tudo bem?",
+    "你好",
+    # short factual lookups / definitions
+    "What is the capital of France?",
+    "Who wrote Pride and Prejudice?",
+    "Define photosynthesis.",
+    "¿Cuál es la capital de Alemania?",
+    "Quelle est la capitale de l'Italie ?",
+    "Was ist ein Vulkan?",
+    "Qual é a capital do Brasil?",
+    # short translations
+    "Translate 'good morning' into Spanish.",
+    "Traduis « bonne nuit » en anglais.",
+    # spelling / grammar fixes
+    "Fix the spelling: I recieved teh package yesturday.",
+    "Corrija a ortografia: 'Eu fui no mercado onten.'",
+    # classification / sentiment / extraction from short text
+    "Classify the sentiment of this review as positive or negative: 'The battery died after two days.'",
+    "Extract the email address from: 'Contact John at john@example.com for details.'",
+    # short summaries, simple lists, formatting
+    "Summarize in one sentence: The city council met on Tuesday and voted to extend library hours.",
+    "List five fruits.",
+    "Format this as a bullet list: apples, pears, plums",
+    "Convert 5 kilometers to miles.",
+    # long-but-easy
+    "Summarize this in one sentence: " + LONG_PLAIN_TEXT,
+    "Fix the spelling: " + LONG_PLAIN_TEXT.replace("the ", "teh "),
+    "Translate the following paragraph into French:\n\n" + LONG_PLAIN_TEXT,
+]
+
+COMPLEX_PROMPTS = [
+    # short-but-hard: proofs and reasoning
+    "Prove sqrt(2) is irrational.",
+    "Is P = NP? Explain why step by step.",
+    "Prove that there are infinitely many primes.",
+    # code writing / debugging
+    "Write a Python function that parses an ISO 8601 duration string and returns the total "
+    "number of seconds, with unit tests.",
+    "Debug this code:\n```python\ndef avg(xs):\n    return sum(xs) / len(xs)\nprint(avg([]))\n```\n"
+    "It crashes with ZeroDivisionError.",
+    "Implement an LRU cache in O(1) time per operation without using OrderedDict.",
+    # non-trivial computation / multi-step reasoning
+    "Compute the integral of x^2 * e^x from 0 to 1 and show each step.",
+    "A train leaves at 3 pm at 60 mph and a second train leaves the same station at 4 pm at 80 mph. "
+    "How many hours until the second train catches up?",
+    "1. Read the attached policy.\n2. Identify the three biggest risks.\n3. Propose mitigations for "
+    "each.\n4. Estimate the cost of each mitigation.",
+    # in-depth analysis / comparison / evaluation, design and planning under constraints
+    "Compare and evaluate PostgreSQL and MongoDB for a high-write analytics workload, discussing "
+    "the trade-offs in detail.",
+    "Design a rate limiter for a distributed API that handles 1 million requests per second with "
+    "at most 1% error.",
+    "Plan a 7-day itinerary in Japan with a budget of $2000; it must include at least two hiking "
+    "days and no flights.",
+    # long-form writing
+    "Write a 1500-word essay on the causes of the First World War.",
+    # other languages
+    "Analiza paso a paso las ventajas y desventajas de usar microservicios frente a un monolito.",
+    "Escribe una función en Python que ordene una lista sin usar sort().",
+    "Démontrez que la racine carrée de 2 est irrationnelle.",
+    "Analysez étape par étape l'impact économique de l'inflation sur les ménages.",
+    "Beweise, dass es unendlich viele Primzahlen gibt.",
+    "Analysiere Schritt für Schritt die Vor- und Nachteile der Kernenergie.",
+    "Demonstre que a raiz quadrada de 3 é irracional.",
+    "Escreva um ensaio de 1000 palavras sobre a Revolução Industrial.",
+    "请逐步证明根号2是无理数。",
+    # a greeting in front of a real task does not make it simple
+    "Hi! Can you prove that there are infinitely many primes?",
+]
+
+MID_PROMPT = "Explain how photosynthesis works."
+
+
+def _short_id(prompt: str) -> str:
+    return prompt[:40].replace("\n", " ")
+
+
+@pytest.mark.parametrize("prompt", SIMPLE_PROMPTS, ids=_short_id)
+def test_simple_prompts_are_simple(prompt: str) -> None:
+    result = classify(prompt)
+    assert result.tier == "simple", result
+    assert result.is_complex is False
+    assert result.score < DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("prompt", COMPLEX_PROMPTS, ids=_short_id)
+def test_complex_prompts_are_complex(prompt: str) -> None:
+    result = classify(prompt)
+    assert result.tier == "complex", result
+    assert result.is_complex is True
+    assert result.score >= DEFAULT_THRESHOLD
+
+
+def test_case_lists_cover_the_brief() -> None:
+    assert len(SIMPLE_PROMPTS) >= 20
+    assert len(COMPLEX_PROMPTS) >= 20
+    assert "Hello" in SIMPLE_PROMPTS
+
+
+@pytest.mark.parametrize("prompt", SIMPLE_PROMPTS + COMPLEX_PROMPTS + [MID_PROMPT], ids=_short_id)
+def test_result_shape_and_ranges(prompt: str) -> None:
+    result = classify(prompt)
+    assert isinstance(result, Classification)
+    assert result.tier in ("simple", "complex")
+    assert result.is_complex == (result.tier == "complex")
+    assert 0.0 <= result.score <= 1.0
+    assert 0.0 <= result.confidence <= 1.0
+    assert result.score == round(result.score, 3)
+    assert result.confidence == round(result.confidence, 3)
+    assert isinstance(result.reasons, tuple)
+    assert result.reasons
+    assert all(isinstance(r, str) and r for r in result.reasons)
+
+
+def test_result_is_frozen() -> None:
+    result = classify("Hello")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.tier = "complex"  # type: ignore[misc]
+
+
+def test_deterministic_in_process() -> None:
+    for prompt in SIMPLE_PROMPTS + COMPLEX_PROMPTS:
+        assert classify(prompt) == classify(prompt)
+
+
+def test_deterministic_across_hash_seeds() -> None:
+    script = (
+        "from harpoon.classifier import classify\n"
+        "for p in ['Hello', 'Prove sqrt(2) is irrational.', 'Compare and evaluate A and B, with "
+        "trade-offs, in detail.', 'Design an API. It must be fast. And also explain why?']:\n"
+        "    print(repr(classify(p)))\n"
+    )
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONPATH": str(LAYER_DIR), "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1
+
+
+def test_confidence_is_scaled_distance_from_threshold() -> None:
+    for prompt in ("Hello", MID_PROMPT, "Prove sqrt(2) is irrational."):
+        for threshold in (0.3, 0.5, 0.7):
+            r = classify(prompt, threshold=threshold)
+            if r.is_complex:
+                expected = (r.score - threshold) / (1 - threshold)
+            else:
+                expected = (threshold - r.score) / threshold
+            assert r.confidence == pytest.approx(expected, abs=1e-3)
+    # Clear cases are confident, the mid case is not.
+    assert classify("Hello").confidence > 0.8
+    assert classify(MID_PROMPT).confidence < 0.5
+
+
+# -- reasons -------------------------------------------------------------------
+
+
+def _joined(prompt: str) -> str:
+    return " | ".join(classify(prompt).reasons).lower()
+
+
+def test_reasons_mention_the_fired_signal() -> None:
+    assert "proof" in _joined("Prove sqrt(2) is irrational.")
+    assert "step by step" in _joined("Is P = NP? Explain why step by step.")
+    assert "code" in _joined(COMPLEX_PROMPTS[4])  # the debugging prompt
+    assert "write code" in _joined("Write a Python function that reverses a linked list.")
+    assert "greeting" in _joined("Hello")
+    assert "factual" in _joined("What is the capital of France?")
+    assert "summarization" in _joined("Summarize this in one sentence: " + LONG_PLAIN_TEXT)
+    assert "essay" in _joined("Write a 1500-word essay on the causes of the First World War.")
+    assert "1500 words" in _joined("Write a 1500-word essay on the causes of the First World War.")
+    assert "without using" in _joined("Sort a list in Python without using sorted().")
+    assert "numbered items" in _joined(COMPLEX_PROMPTS[8])
+
+
+def test_reasons_for_a_plain_short_prompt() -> None:
+    result = classify("Write a haiku about the sea.")
+    assert result.tier == "simple"
+    assert result.reasons == ("short prompt with no complexity signals",)
+
+
+def test_reasons_report_long_prompt_token_count() -> None:
+    text = "Please read the following notes.\n\n" + LONG_PLAIN_TEXT * 3
+    result = classify(text)
+    assert f"long prompt ({estimate_tokens(text)} tokens)" in result.reasons
+
+
+def test_long_but_easy_stays_simple_but_length_is_a_reason() -> None:
+    result = classify("Summarize this in one sentence: " + LONG_PLAIN_TEXT)
+    assert result.tier == "simple"
+    assert any(r.startswith("long prompt") or r.startswith("moderately long prompt") for r in result.reasons)
+
+
+def test_length_alone_pushes_the_score_up() -> None:
+    short = classify("Please read the following notes.")
+    long = classify("Please read the following notes.\n\n" + LONG_PLAIN_TEXT * 3)
+    assert long.score > short.score
+
+
+def test_simple_cues_in_the_pasted_body_do_not_make_a_task_simple() -> None:
+    # "translate" only appears deep inside the pasted text, not in the instruction.
+    body = LONG_PLAIN_TEXT + " A visitor once asked a child to translate the sign. " + LONG_PLAIN_TEXT
+    result = classify("Critique the writing style of this passage in detail and justify each point:\n\n" + body)
+    assert result.tier == "complex"
+    assert "translation" not in " ".join(result.reasons)
+
+
+# -- threshold -----------------------------------------------------------------
+
+
+def test_threshold_moves_the_decision() -> None:
+    default = classify(MID_PROMPT)
+    assert 0.05 < default.score < 0.95
+    assert classify(MID_PROMPT, threshold=0.05).tier == "complex"
+    assert classify(MID_PROMPT, threshold=0.95).tier == "simple"
+    # The score itself does not depend on the threshold.
+    assert classify(MID_PROMPT, threshold=0.05).score == default.score
+
+
+def test_default_threshold() -> None:
+    assert DEFAULT_THRESHOLD == 0.5
+    assert classify(MID_PROMPT) == classify(MID_PROMPT, threshold=DEFAULT_THRESHOLD)
+
+
+@pytest.mark.parametrize("threshold", [0, 0.0, 1, 1.0, -0.1, 1.5, float("nan"), float("inf"), True, "0.5", None])
+def test_bad_threshold_raises_value_error(threshold: object) -> None:
+    with pytest.raises(ValueError):
+        classify("Hello", threshold=threshold)  # type: ignore[arg-type]
+
+
+# -- input validation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t  \n"])
+def test_empty_text_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        classify(text)
+
+
+def test_non_string_text_raises_type_error() -> None:
+    with pytest.raises(TypeError):
+        classify(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        classify(b"hello")  # type: ignore[arg-type]
+
+
+# -- estimate_tokens -----------------------------------------------------------
+
+
+def test_estimate_tokens_latin() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("   \n\t") == 0
+    assert estimate_tokens("a") == 1
+    assert estimate_tokens("abcd" * 100) == 100
+    assert estimate_tokens("hello world") == 3  # 11 chars / 4, rounded up
+    # Runs of whitespace count once.
+    assert estimate_tokens("hello      world") == estimate_tokens("hello world")
+
+
+def test_estimate_tokens_cjk_counts_each_character() -> None:
+    assert estimate_tokens("你好世界") == 4
+    assert estimate_tokens("こんにちは") == 5
+    assert estimate_tokens("hello 你好") == 2 + 2  # "hello " -> 2, two CJK chars -> 2
+    # The same meaning in CJK costs more tokens per character than Latin text.
+    assert estimate_tokens("你" * 400) > estimate_tokens("a" * 400)
+
+
+def test_estimate_tokens_is_monotonic_in_length() -> None:
+    counts = [estimate_tokens(_PARAGRAPH * n) for n in range(1, 6)]
+    assert counts == sorted(counts)
+    assert len(set(counts)) == len(counts)
+    words = len(_PARAGRAPH.split())
+    # ~4 chars per token for English prose is roughly 1.3 tokens per word.
+    assert 1.0 * words <= estimate_tokens(_PARAGRAPH) <= 2.0 * words
+
+
+# -- module hygiene ------------------------------------------------------------
+
+
+def test_feature_weights_documented_and_signed() -> None:
+    import harpoon.classifier as module
+
+    doc = module.__doc__ or ""
+    for name, weight in FEATURE_WEIGHTS.items():
+        assert name in doc
+        assert f"{weight:+.1f}" in doc
+    assert BIAS < 0  # a prompt with no signals is simple
+    for name in ("chit_chat", "factual_lookup", "simple_task", "brevity"):
+        assert FEATURE_WEIGHTS[name] < 0
+    for name in ("length", "reasoning", "multi_part", "code", "math", "constraints", "output_length"):
+        assert FEATURE_WEIGHTS[name] > 0
+
+
+def test_import_pulls_in_no_third_party_modules() -> None:
+    script = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import harpoon.classifier\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "third = sorted(m for m in new if m != 'harpoon' and m not in sys.stdlib_module_names)\n"
+        "banned = sorted(m for m in ('boto3', 'botocore', 'httpx', 'pydantic', 'aws_lambda_powertools') "
+        "if m in sys.modules)\n"
+        "print('third=' + ','.join(third))\n"
+        "print('banned=' + ','.join(banned))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(LAYER_DIR)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    lines = dict(line.split("=", 1) for line in proc.stdout.strip().splitlines())
+    assert lines["banned"] == "", proc.stdout
+    assert lines["third"] == "", proc.stdout
+
+
+def test_large_input_is_handled_quickly() -> None:
+    import time
+
+    text = ("Analyze the following log line by line. " + "x" * 60 + "\n") * 400  # ~40 KB
+    start = time.perf_counter()
+    result = classify(text)
+    elapsed = time.perf_counter() - start
+    assert result.tier == "complex"
+    assert elapsed < 2.0  # generous; typically well under 100 ms
+    assert math.isfinite(result.score)
