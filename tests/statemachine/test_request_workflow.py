@@ -64,10 +64,10 @@ def test_classify_failure_ends_failed_without_touching_hostedai(engine, emulator
 
 
 def test_allocate_retries_transient_upstream_errors_with_backoff(engine, emulator):
-    faults(emulator, allocate={"fail_next": 3, "status": 502})
+    faults(emulator, allocate={"fail_next": 2, "status": 502})
     result = engine.run()
     assert result["status"] == "SUCCEEDED", result
-    assert engine.steps("allocate") == 4 and engine.sleeps == [1, 2, 4]
+    assert engine.steps("allocate") == 3 and engine.sleeps == [1, 2]
     assert allocations(emulator) == []
 
 

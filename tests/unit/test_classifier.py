@@ -250,6 +250,18 @@ def test_simple_cues_in_the_pasted_body_do_not_make_a_task_simple() -> None:
     assert "translation" not in " ".join(result.reasons)
 
 
+def test_quoted_text_is_data_not_instruction() -> None:
+    assert classify("Give me a synonym for 'analyze'.").tier == "simple"
+    assert classify('Translate "prove the theorem step by step" into German.').tier == "simple"
+
+
+def test_factual_phrasing_does_not_hide_a_hard_question() -> None:
+    hard = "What are the trade-offs between eventual and strong consistency in distributed databases?"
+    assert classify(hard).tier == "complex"
+    assert classify("What is the derivative of x^3 sin(x)?").tier == "complex"
+    assert classify("What is a derivative?").tier == "simple"
+
+
 # -- threshold -----------------------------------------------------------------
 
 

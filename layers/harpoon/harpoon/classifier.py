@@ -79,9 +79,14 @@ Two interactions keep the score honest:
   scanned in their first and last 4000 characters (length still counts the
   whole text); this bounds latency at a few tens of milliseconds.
 * Dampening. When any of reasoning / code / math / output_length reaches 0.5
-  (i.e. a strong cue fired), ``chit_chat`` is dropped (a greeting before a real
-  task says nothing) and the other simple features are halved ("Hi! Prove
-  that ...", "Summarize and critique ...").
+  (i.e. a strong cue fired), ``chit_chat`` and ``factual_lookup`` are dropped
+  (a greeting before a real task, or a task phrased as "what is / what are",
+  says nothing about its difficulty) and ``simple_task`` / ``brevity`` are
+  halved ("Hi! Prove that ...", "What are the trade-offs of ...",
+  "Summarize and critique ...").
+* Quoted text is data. Keyword cues ignore the inside of quotes and inline
+  code spans ("Give me a synonym for 'analyze'" is not an analysis request);
+  structural cues (code syntax, numbers, lists) still see it.
 
 Language coverage: keyword cues exist for English, Spanish, French, German
 and Portuguese, plus a few Chinese, Japanese, Italian and Russian ones. Matching is done on a
@@ -154,7 +159,23 @@ class Classification:
 # Text normalisation and token estimate
 # --------------------------------------------------------------------------
 
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
+_QUOTES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'}
+)
+# Quoted / inline-code spans are data ("Give me a synonym for 'analyze'"), so
+# keyword cues do not look inside them. Structural cues still see them.
+_QUOTED = re.compile(
+    r"(?<!\w)'[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,300}\"|«[^»\n]{1,300}»|`[^`\n]{1,300}`|「[^」\n]{1,300}」"
+)
+
+
+def _blank_quotes(folded: str) -> str:
+    """Replace the inside of quoted spans with spaces (positions are kept).
+    If nearly everything was quoted, the quotes *are* the prompt: keep it all."""
+    blanked = _QUOTED.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], folded)
+    kept = len(blanked) - blanked.count(" ")
+    total = len(folded) - folded.count(" ")
+    return blanked if kept * 5 >= total else folded
 
 
 def _strip_accents(s: str) -> str:
@@ -221,17 +242,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
     for feature, label, strength, pattern in (
         # ---- reasoning / analysis -------------------------------------
         ("reasoning", "proof", 1.0,
-         r"\bprove\b|\bproofs?\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b|\bdemostracion\b"
+         r"\bprove\b|\bproofs? (?:that|of)\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b|\bdemostracion\b"
          r"|\bprueb[ae] que\b|\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b|\bbeweis(?:e|en|t)?\b"
          r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
          r"|\bдоказа\w*|证明|証明"),
         ("reasoning", "proof", 0.5,
-         r"\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b|\bmostre que\b"),
+         r"\bproofs?\b|\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b|\bmostre que\b"),
+        ("reasoning", "derivation", 0.5, r"\bderivation\b"),
         ("reasoning", "derivation", 1.0,
-         r"\bderive\b|\bderivation\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
+         r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
         ("reasoning", "step by step", 1.0,
          r"step[- ]by[- ]step|\bpaso a paso\b|\betape par etape\b|\bschritt fur schritt\b"
-         r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"),
+         r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"
+         r"|\bshow (?:your|all|the|each|all the) (?:work|steps|reasoning|calculations?)\b"
+         r"|\b(?:explain|justify|show) each step\b|\bchain of thought\b|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
+         r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"),
         ("reasoning", "explanation", 1.0,
          r"\bexplain (?:why|in detail|in depth|the reasoning|the difference|the trade)"
          r"|\bexplica (?:por que|en detalle)|\bexplique[rz]? (?:pourquoi|en detail|por que|em detalhe)"
@@ -242,26 +267,39 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
          r"|\bhow (?:does|do) .{1,60}\bwork\b|\bcomo funciona\b|\bcomment fonctionne\b|\bwie funktioniert\b"
          r"|解释|説明|为什么|なぜ"),
         ("reasoning", "analysis", 1.0,
-         r"\banaly[sz](?:e|es|is|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalisis\b|\banalys(?:er|ez)\b"
+         r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
          r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"),
+        ("reasoning", "analysis", 0.5, r"\banalysis\b|\banalisis\b|\banalyse\b"),
         ("reasoning", "comparison", 1.0,
-         r"\bcompar(?:e|es|ing|ison|a|ar|er|ez|acion|aison|acao)\b|\bcontrast\b|\bvergleich\w*"
-         r"|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b|\bconfronta\w*|\bсравни\w*|比较|比較"),
+         r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
+         r"|\bconfronta\w*|\bсравни\w*|比较|比較"),
         ("reasoning", "comparison", 0.5,
-         r"\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
+         r"\bcompar(?:ison|acion|aison|acao)\b|\bvergleich\b|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b"
+         r"|\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
          r"|\bdiferenca entre\b|区别|違い"),
         ("reasoning", "evaluation", 1.0,
-         r"\bevaluat(?:e|ion)\b|\bassess\w*|\bevalua\w*|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
-         r"|\bbeurteil\w*|\bavali(?:e|ar|acao)\b|评估|評価"),
+         r"\bevaluate\b|\bassess(?:es|ing)?\b|\bevalu(?:a|e|ar)\b|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
+         r"|\bbeurteile\w*|\bavali(?:e|ar)\b|评估|評価"),
+        ("reasoning", "evaluation", 0.5,
+         r"\bevaluation\b|\bassessment\b|\bevaluacion\b|\bavaliacao\b|\bbewertung\b"),
         ("reasoning", "critique", 1.0,
          r"\bcritique\w*|\bcriticize\b|\bcritica\b|\bcriticar\b|\bkritisier\w*"
          r"|\breview (?:my|this|the) (?:code|design|architecture|essay|paper|argument|proposal|plan)\b|批判"),
         ("reasoning", "design", 1.0,
-         r"\bdesign(?:ing)?\b|\barchitect(?:ure)?\b|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b"
-         r"|\bentw(?:irf|erfen|urf)\b|\bprojet(?:e|ar)\b|设计|設計"),
+         r"\bdesign (?:a|an|the|my|our|your|some|and)\b|\bdesigning (?:a|an|the)\b|\bsystem design\b"
+         r"|\bdesign (?:patterns?|doc(?:ument)?s?|decisions?|choices)\b|\barchitect (?:a|an|the)\b"
+         r"|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
+         r"|\bprojet(?:e|ar)\b|\bprogett\w*|设计|設計"),
+        ("reasoning", "design", 0.5, r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b"),
+        ("reasoning", "scalability", 1.0,
+         r"\bscalab\w*|\bscale (?:a|an|the|this|it|to|up|out)\b|\bhigh[- ]availability\b|\bfault[- ]toleran\w*"
+         r"|\bdistributed systems?\b|\bload[- ]balanc\w*|\bescalab\w*|\bskalierbar\w*|\bescalavel\b"
+         r"|\bpasser a l'echelle\b"),
         ("reasoning", "optimization", 1.0,
-         r"\boptimi[sz](?:e|ation|ing)\b|\boptimiz(?:a|ar|acion)\b|\boptimis(?:er|ez|ation)\b"
-         r"|\boptimier\w*|\botimiz\w*|优化|最適化"),
+         r"\boptimi[sz](?:e|ing)\b|\boptimiz(?:a|ar)\b|\boptimis(?:er|ez)\b"
+         r"|\boptimiere\w*|\botimiz(?:e|ar)\b|优化|最適化"),
+        ("reasoning", "optimization", 0.5,
+         r"\boptimi[sz]ation\b|\boptimizacion\b|\boptimierung\b|\botimizacao\b"),
         ("reasoning", "trade-offs", 1.0,
          r"\btrade[- ]?offs?\b|\bpros and cons\b|\badvantages and disadvantages\b|\bstrengths and weaknesses\b"
          r"|\bventajas y desventajas\b|\bpros y contras\b|\bavantages et (?:les )?inconvenients\b"
@@ -269,6 +307,17 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
          r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"),
         ("reasoning", "justification", 1.0,
          r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*"),
+        ("reasoning", "planning", 1.0,
+         r"\b(?:create|develop|build|draft|write|make|devise|outline|propose|plan|prepare|design)\b[^.?!\n]{0,40}"
+         r"\b(?:strategy|plan|roadmap|itinerary|curriculum|study plan|migration plan|go-to-market)\b"
+         r"|\b(?:crea|elabora|desarrolla|dame|disena|prepara|planifica)\b[^.?!\n]{0,40}"
+         r"\b(?:estrategia|plan|hoja de ruta|itinerario)\b"
+         r"|\b(?:cree[rz]?|elabore[rz]?|etablis|etablissez|propose[rz]?|prepare[rz]?|planifie[rz]?)\b[^.?!\n]{0,40}"
+         r"\b(?:strategie|plan|feuille de route|itineraire)\b"
+         r"|\b(?:erstelle|entwickle|plane|entwirf)\b[^.?!\n]{0,40}"
+         r"\b(?:strategie|plan|fahrplan|reiseplan|lernplan|roadmap)\b"
+         r"|\b(?:crie|elabore|desenvolva|monte|planeje|prepare)\b[^.?!\n]{0,40}"
+         r"\b(?:estrategia|plano|roteiro|cronograma)\b"),
         ("reasoning", "planning", 0.5,
          r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划"),
         ("reasoning", "problem solving", 0.5,
@@ -312,10 +361,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
          r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
          r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"),
         # ---- math ----------------------------------------------------------
-        ("math", "theorem", 1.0,
+        ("math", "theorem", 0.5,
          r"\btheorem\w*|\blemma\b|\bcorollary\b|\baxioms?\b|\bconjecture\b|\bteorema\b|\btheoreme\b"
          r"|\blemme\b|\bconjetura\b|\bvermutung\b|\bconjectura\b|定理|引理"),
-        ("math", "calculus", 1.0,
+        ("math", "calculus", 0.5,
          r"\bintegrals?\b|\bintegrale\b|\bintegration by parts\b|\bderivatives?\b|\bdifferentiat\w*"
          r"|\blimit of\b|\blim_|\bconverge\w*|\bdiverge\w*|\bdifferential equations?\b|\bderivada\b"
          r"|\bderivee\b|\bableitung\b|\bintegrier\w*|\bgrenzwert\b|\becuacion diferencial\b"
@@ -555,14 +604,16 @@ _FEATURE_PHRASES = {
 
 
 class _Scan:
-    """Folded text plus where the instruction region is."""
+    """Folded text (``text``), the same with quoted spans blanked (``prose``, used
+    for keyword cues) and where the instruction region is."""
 
-    __slots__ = ("text", "head_end", "tail_start")
+    __slots__ = ("text", "prose", "head_end", "tail_start")
 
     def __init__(self, folded: str) -> None:
         if len(folded) > 2 * _MAX_SCAN:
             folded = folded[:_MAX_SCAN] + "\n" + folded[-_MAX_SCAN:]
         self.text = folded
+        self.prose = _blank_quotes(folded)
         n = len(folded)
         if n <= 2 * _REGION:
             self.head_end, self.tail_start = n, 0
@@ -572,17 +623,17 @@ class _Scan:
     def strength(self, pattern: re.Pattern[str]) -> float:
         """1.0 if the pattern matches in the instruction region, 0.5 if only in
         the body, 0.0 if nowhere."""
-        m = pattern.search(self.text)
+        m = pattern.search(self.prose)
         if m is None:
             return 0.0
-        if m.start() < self.head_end or pattern.search(self.text, self.tail_start) is not None:
+        if m.start() < self.head_end or pattern.search(self.prose, self.tail_start) is not None:
             return 1.0
         return 0.5
 
     def in_region(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
-        m = pattern.search(self.text, 0, self.head_end)
+        m = pattern.search(self.prose, 0, self.head_end)
         if m is None and self.tail_start:
-            m = pattern.search(self.text, self.tail_start)
+            m = pattern.search(self.prose, self.tail_start)
         return m
 
 
@@ -694,12 +745,13 @@ def _multi_part(scan: _Scan, labels: _Labels) -> None:
     bullets = len(_BULLET.findall(text))
     if bullets >= 3:
         labels.add("multi_part", f"{bullets} bullet points", 0.5)
-    questions = text.count("?")
+    prose = scan.prose
+    questions = prose.count("?")
     if questions >= 2:
         labels.add("multi_part", f"{questions} questions", min(1.5, (questions - 1) * 0.5))
-    if _SEQ_FIRST.search(text) and _SEQ_THEN.search(text):
+    if _SEQ_FIRST.search(prose) and _SEQ_THEN.search(prose):
         labels.add("multi_part", "sequenced steps", 1.0)
-    also = len(set(_SEQ_ALSO.findall(text)))
+    also = len(set(_SEQ_ALSO.findall(prose)))
     if also:
         labels.add("multi_part", "additional asks", min(1.0, 0.5 * also))
 
@@ -725,7 +777,7 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     # Simple signals (0/1), recorded as labels for the reasons.
     original = _fold(text[:_REGION])
     greet = _GREETING.search(original)
-    chat = _CHIT_CHAT.search(scan.text, 0, scan.head_end)
+    chat = _CHIT_CHAT.search(scan.prose, 0, scan.head_end)
     if greet or chat:
         labels.add("chit_chat", (greet or chat).group(0).strip(" \t\n!,.?¡¿"), 1.0)  # type: ignore[union-attr]
         values["chit_chat"] = 1.0 if tokens <= _SHORT_PROMPT else 0.5
@@ -747,9 +799,10 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     # Dampening: a strong complexity signal overrides chit-chat and weakens
     # the other simple cues.
     if any(values[f] >= 0.5 for f in _STRONG_FEATURES):
-        if "chit_chat" in values:
-            values["chit_chat"] = 0.0
-        for f in ("factual_lookup", "simple_task", "brevity"):
+        for f in ("chit_chat", "factual_lookup"):
+            if f in values:
+                values[f] = 0.0
+        for f in ("simple_task", "brevity"):
             if f in values:
                 values[f] *= 0.5
     return values, labels, tokens

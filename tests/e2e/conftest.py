@@ -1,0 +1,75 @@
+"""Starts `python -m local` (what `make local` runs) on free ports for the
+end-to-end tests, and stops it with Ctrl-C (SIGINT) at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningStack:
+    def __init__(self, tmp: Path) -> None:
+        self.api, self.aws, self.emu = free_port(), free_port(), free_port()
+        self.lines: list[str] = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local", "--api-port", str(self.api), "--aws-port", str(self.aws),
+             "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 90
+        while not any("is up" in line for line in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("local stack did not start:\n" + "".join(self.lines))
+            time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{self.api}"
+        self.emulator_url = f"http://127.0.0.1:{self.emu}"
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def allocations(self) -> list:
+        return httpx.get(f"{self.emulator_url}/_emulator/allocations").json()["allocations"]
+
+    def faults(self, **settings) -> None:
+        httpx.post(f"{self.emulator_url}/_emulator/faults", json=settings).raise_for_status()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    running = RunningStack(tmp_path_factory.mktemp("stack"))
+    yield running
+    code = running.stop()
+    assert code == 0 and any("stopped" in line for line in running.lines), "".join(running.lines[-20:])
+
+
+@pytest.fixture
+def client(stack):
+    stack.faults(allocate={}, inference={}, release={})
+    with httpx.Client(base_url=stack.url, timeout=60) as http:
+        yield http
+    stack.faults(allocate={}, inference={}, release={})

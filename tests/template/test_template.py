@@ -1,0 +1,159 @@
+"""template.yaml and the ASL: what deploys must be valid and consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harpoon import errors
+from local.template import load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = ROOT / "statemachine" / "harpoon.asl.json"
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
+TEMPLATE = load_yaml(ROOT / "template.yaml")
+RESOURCES = TEMPLATE["Resources"]
+ASL = json.loads(ASL_PATH.read_text())
+STATES = ASL["States"]
+TASKS = {name: s for name, s in STATES.items() if s["Type"] == "Task"}
+SAM_ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+
+
+def tool(path: Path) -> str:
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `make install` (make test does it)")
+    return str(path)
+
+
+def test_sam_validate_lint_is_clean():
+    run = subprocess.run([tool(SAM), "validate", "--lint"], cwd=ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "is a valid SAM Template" in run.stdout + run.stderr
+
+
+def test_asl_validator_accepts_the_definition():
+    run = subprocess.run([tool(ASL_VALIDATOR), "--json-path", str(ASL_PATH)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_makes_an_arm64_python313_layer(tmp_path):
+    build = tmp_path / "build"
+    run = subprocess.run([tool(SAM), "build", "--build-dir", str(build), "--cache-dir", str(tmp_path / "cache")],
+                         cwd=ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    layer = build / "HarpoonLayer" / "python"
+    assert (layer / "harpoon" / "catalog.json").exists() and (layer / "harpoon" / "api.py").exists()
+    native = [p.name for p in layer.rglob("*.so")]
+    assert native and all("cpython-313-aarch64-linux-gnu" in name for name in native), native
+    for function in ("ApiFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction"):
+        assert sorted(p.name for p in (build / function).iterdir()) == ["handler.py"]
+    shutil.rmtree(build)
+
+
+def test_globals_target_python313_arm64_with_tracing():
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "harpoon"
+
+
+def test_state_machine_type_is_a_parameter_defaulting_to_express():
+    machine = RESOURCES["RequestStateMachine"]["Properties"]
+    assert machine["Type"] == {"Ref": "WorkflowType"}
+    assert TEMPLATE["Parameters"]["WorkflowType"]["Default"] == "EXPRESS"
+    assert machine["Logging"]["Level"] == "ALL" and machine["Tracing"]["Enabled"] is True
+
+
+def test_no_hard_coded_resource_names():
+    for name, resource in RESOURCES.items():
+        props = resource.get("Properties", {})
+        for key in ("TableName", "FunctionName", "LogGroupName", "Name", "StateMachineName", "LayerName"):
+            assert key not in props, f"{name} hard-codes {key}"
+
+
+def test_the_api_key_is_only_a_secret_reference():
+    for name, resource in RESOURCES.items():
+        env = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for key, value in env.items():
+            assert "API_KEY" not in key, f"{name}: {key} looks like a plain credential"
+        if "HOSTED_AI_SECRET_ARN" in env:
+            assert env["HOSTED_AI_SECRET_ARN"] == {"Ref": "HostedAiApiKeySecret"}
+    assert "SecretString" not in RESOURCES["HostedAiApiKeySecret"]["Properties"]
+
+
+def test_every_asl_placeholder_has_a_substitution_and_back():
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
+    substitutions = set(RESOURCES["RequestStateMachine"]["Properties"]["DefinitionSubstitutions"])
+    assert placeholders == substitutions
+
+
+def _error_names():
+    for name, state in STATES.items():
+        for block in state.get("Retry", []) + state.get("Catch", []):
+            for error in block["ErrorEquals"]:
+                yield name, error
+
+
+def test_every_error_name_in_the_asl_is_an_error_class():
+    for state, error in _error_names():
+        if error.startswith(("States.", "Lambda.")):
+            continue
+        cls = getattr(errors, error, None)
+        assert isinstance(cls, type) and issubclass(cls, errors.HarpoonError), f"{state}: {error} is not in harpoon.errors"
+    for name, state in STATES.items():
+        if state["Type"] == "Fail" and "Error" in state:
+            assert issubclass(getattr(errors, state["Error"]), errors.HarpoonError), name
+
+
+def test_retries_only_on_transient_errors_with_capped_jittered_backoff():
+    transient = {cls.__name__ for cls in errors.TRANSIENT_ERRORS}
+    lambda_service = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                      "Lambda.TooManyRequestsException"}
+    for name, state in TASKS.items():
+        assert state.get("Retry"), f"{name} has no Retry"
+        for retrier in state["Retry"]:
+            assert set(retrier["ErrorEquals"]) <= transient | lambda_service, f"{name} retries {retrier['ErrorEquals']}"
+            assert retrier["JitterStrategy"] == "FULL" and retrier["MaxDelaySeconds"] >= retrier["IntervalSeconds"]
+            assert retrier["BackoffRate"] > 1
+    for name in ("Allocate", "Infer", "Release", "ReleaseAfterFailure"):
+        retried = {e for r in TASKS[name]["Retry"] for e in r["ErrorEquals"]}
+        assert transient - {"NoCapacityError"} <= retried, f"{name} does not retry every transient upstream error"
+
+
+def test_every_path_after_allocate_passes_through_release():
+    for name in ("Allocate", "Infer"):
+        catches = TASKS[name]["Catch"]
+        assert [c["ErrorEquals"] for c in catches] == [["States.ALL"]]
+        assert catches[0]["Next"] == "ReleaseAfterFailure" and catches[0]["ResultPath"] == "$.error"
+    assert TASKS["Infer"]["Next"] == "Release"
+    assert TASKS["Release"]["Parameters"] == TASKS["ReleaseAfterFailure"]["Parameters"]
+    assert TASKS["Release"]["Parameters"]["FunctionName"] == "${ReleaseFunctionArn}"
+
+
+def test_timeouts_on_every_task_cover_the_function_and_fit_the_machine():
+    function_of = {"Classify": "ClassifyFunction", "Allocate": "AllocateFunction", "Infer": "InferFunction",
+                   "Release": "ReleaseFunction", "ReleaseAfterFailure": "ReleaseFunction"}
+    for name, state in TASKS.items():
+        function_timeout = RESOURCES[function_of[name]]["Properties"]["Timeout"]
+        assert state["TimeoutSeconds"] >= function_timeout, f"{name}: Task times out before its function"
+
+    def worst(name):  # every upstream retrier exhausted, each try hitting the Task timeout
+        upstream = [r for r in TASKS[name]["Retry"] if not r["ErrorEquals"][0].startswith("Lambda.")]
+        tries = 1 + sum(r["MaxAttempts"] for r in upstream)
+        waits = sum(min(r["IntervalSeconds"] * r["BackoffRate"] ** i, r["MaxDelaySeconds"])
+                    for r in upstream for i in range(r["MaxAttempts"]))
+        return tries * TASKS[name]["TimeoutSeconds"] + waits
+
+    longest_path = worst("Classify") + worst("Allocate") + worst("Infer") + max(worst("Release"), worst("ReleaseAfterFailure"))
+    # A machine timeout would skip Release: it must not come before the longest path ends,
+    # and EXPRESS executions cannot run past 300 s.
+    assert longest_path <= ASL["TimeoutSeconds"] <= 300, longest_path
