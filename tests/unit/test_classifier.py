@@ -51,6 +51,10 @@ SIMPLE_PROMPTS = [
     "Quelle est la capitale de l'Italie ?",
     "Was ist ein Vulkan?",
     "Qual é a capital do Brasil?",
+    # definitions whose topic noun is a "hard" word are still definitions
+    "What is a zero-knowledge proof?",
+    "What is Fermat's Last Theorem?",
+    "What is software architecture?",
     # short translations
     "Translate 'good morning' into Spanish.",
     "Traduis « bonne nuit » en anglais.",
@@ -95,6 +99,8 @@ COMPLEX_PROMPTS = [
     "at most 1% error.",
     "Plan a 7-day itinerary in Japan with a budget of $2000; it must include at least two hiking "
     "days and no flights.",
+    "What are the trade-offs between eventual and strong consistency in distributed databases?",
+    "Find the integral of sin(x) cos(x).",
     # long-form writing
     "Write a 1500-word essay on the causes of the First World War.",
     # other languages

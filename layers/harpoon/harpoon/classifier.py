@@ -29,10 +29,13 @@ feature         weight  what fires it
 ==============  ======  ==================================================
 length          +1.5    estimated tokens: 0 up to 48 tokens, rising
                         log-linearly to 1 at 1536 tokens
-reasoning       +3.0    prove/proof, derive, step by step, explain why / in
-                        detail, analyze, compare, evaluate, critique,
-                        design, optimize, trade-offs, justify (strong, 1.0);
-                        explain, plan, solve, what-if (weak, 0.5)
+reasoning       +3.0    prove / proof that, derive, step by step, show your
+                        work, explain why / in detail, analyze, compare,
+                        evaluate, critique, design a, optimize, scale,
+                        trade-offs, justify, create a plan/strategy (1.0);
+                        the bare nouns (proof, analysis, comparison,
+                        architecture ...), explain, plan, solve, what-if
+                        (0.5)
 multi_part      +2.0    numbered items, bullet lists, several question
                         marks, "first ... then ...", "and also",
                         "additionally"
@@ -40,10 +43,12 @@ code            +3.0    fenced code blocks, code-like syntax, "write a
                         function/program/script", debug, refactor, stack
                         traces (1.0); language names, programming concepts,
                         "implement" (0.5)
-math            +3.0    theorem/lemma, calculus, equations and math
-                        symbols, calculate/compute with non-trivial
-                        numbers, word problems (1.0-1.5); probability and
-                        other math vocabulary (0.5)
+math            +3.0    equations, math symbols / LaTeX, sin(x)-style
+                        functions, calculate/compute with non-trivial
+                        numbers (1.0); non-trivial arithmetic such as
+                        4821 * 37, word problems with >= 3 numbers (1.5);
+                        theorem, calculus, probability and other math
+                        vocabulary (0.5)
 constraints     +1.5    "without using", O(n) bounds (1.0); must, at
                         least / at most, budget, requirements, 51-299 word
                         limits (0.5)
@@ -270,6 +275,9 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
          r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
          r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"),
         ("reasoning", "analysis", 0.5, r"\banalysis\b|\banalisis\b|\banalyse\b"),
+        ("reasoning", "analysis", 1.0,
+         r"\b(?:give|provide|write|do|make|perform|conduct|carry out)\b[^.?!\n]{0,25}"
+         r"\b(?:analysis|comparison|evaluation|assessment|critique)\b"),
         ("reasoning", "comparison", 1.0,
          r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
          r"|\bconfronta\w*|\bсравни\w*|比较|比較"),
@@ -384,7 +392,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
          r"|质数|素数|无理数|無理数|方程"),
         ("math", "equation", 1.0,
          r"\b[a-z]\s*\^\s*[\d({a-z]|\b\d+\s*[a-z]\s*[+\-]\s*\d|\b[a-z]\s*[+\-*/]\s*[a-z0-9]+\s*=\s*[a-z0-9]"
-         r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("),
+         r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("
+         r"|\b(?:sin|cos|tan|cot|sec|csc|ln|exp|sqrt|arcsin|arccos|arctan|sinh|cosh|tanh)\s*\(\s*[a-z]"),
         ("math", "math notation", 1.0,
          r"\\(?:frac|int|sum|sqrt|lim|prod|alpha|beta|theta|lambda|sigma|mathbb|partial|infty|cdot|leq|geq)\b"),
         # ---- constraints ---------------------------------------------------
