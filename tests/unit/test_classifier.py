@@ -81,24 +81,35 @@ COMPLEX_PROMPTS = [
     "Is P = NP? Explain why step by step.",
     "Prove that there are infinitely many primes.",
     # code writing / debugging
-    "Write a Python function that parses an ISO 8601 duration string and returns the total "
-    "number of seconds, with unit tests.",
-    "Debug this code:\n```python\ndef avg(xs):\n    return sum(xs) / len(xs)\nprint(avg([]))\n```\n"
-    "It crashes with ZeroDivisionError.",
+    (
+        "Write a Python function that parses an ISO 8601 duration string and returns the total "
+        "number of seconds, with unit tests."
+    ),
+    (
+        "Debug this code:\n```python\ndef avg(xs):\n    return sum(xs) / len(xs)\nprint(avg([]))\n```\n"
+        "It crashes with ZeroDivisionError."
+    ),
     "Implement an LRU cache in O(1) time per operation without using OrderedDict.",
     # non-trivial computation / multi-step reasoning
     "Compute the integral of x^2 * e^x from 0 to 1 and show each step.",
-    "A train leaves at 3 pm at 60 mph and a second train leaves the same station at 4 pm at 80 mph. "
-    "How many hours until the second train catches up?",
-    "1. Read the attached policy.\n2. Identify the three biggest risks.\n3. Propose mitigations for "
-    "each.\n4. Estimate the cost of each mitigation.",
+    (
+        "A train leaves at 3 pm at 60 mph and a second train leaves the same station at 4 pm at 80 mph. "
+        "How many hours until the second train catches up?"
+    ),
+    (
+        "1. Read the attached policy.\n2. Identify the three biggest risks.\n3. Propose mitigations for "
+        "each.\n4. Estimate the cost of each mitigation."
+    ),
     # in-depth analysis / comparison / evaluation, design and planning under constraints
-    "Compare and evaluate PostgreSQL and MongoDB for a high-write analytics workload, discussing "
-    "the trade-offs in detail.",
-    "Design a rate limiter for a distributed API that handles 1 million requests per second with "
-    "at most 1% error.",
-    "Plan a 7-day itinerary in Japan with a budget of $2000; it must include at least two hiking "
-    "days and no flights.",
+    (
+        "Compare and evaluate PostgreSQL and MongoDB for a high-write analytics workload, discussing "
+        "the trade-offs in detail."
+    ),
+    ("Design a rate limiter for a distributed API that handles 1 million requests per second with at most 1% error."),
+    (
+        "Plan a 7-day itinerary in Japan with a budget of $2000; it must include at least two hiking "
+        "days and no flights."
+    ),
     "What are the trade-offs between eventual and strong consistency in distributed databases?",
     "Find the integral of sin(x) cos(x).",
     # long-form writing
@@ -182,9 +193,7 @@ def test_deterministic_across_hash_seeds() -> None:
     outputs = set()
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONPATH": str(LAYER_DIR), "PYTHONHASHSEED": seed}
-        proc = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-        )
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         outputs.add(proc.stdout)
     assert len(outputs) == 1
 
@@ -239,7 +248,7 @@ def test_reasons_report_long_prompt_token_count() -> None:
 def test_long_but_easy_stays_simple_but_length_is_a_reason() -> None:
     result = classify("Summarize this in one sentence: " + LONG_PLAIN_TEXT)
     assert result.tier == "simple"
-    assert any(r.startswith("long prompt") or r.startswith("moderately long prompt") for r in result.reasons)
+    assert any(r.startswith(("long prompt", "moderately long prompt")) for r in result.reasons)
 
 
 def test_length_alone_pushes_the_score_up() -> None:

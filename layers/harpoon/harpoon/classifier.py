@@ -164,9 +164,7 @@ class Classification:
 # Text normalisation and token estimate
 # --------------------------------------------------------------------------
 
-_QUOTES = str.maketrans(
-    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'}
-)
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'})
 # Quoted / inline-code spans are data ("Give me a synonym for 'analyze'"), so
 # keyword cues do not look inside them. Structural cues still see them.
 _QUOTED = re.compile(
@@ -246,207 +244,454 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
     (feature, label, strength, _rx(pattern))
     for feature, label, strength, pattern in (
         # ---- reasoning / analysis -------------------------------------
-        ("reasoning", "proof", 1.0,
-         r"\bprove\b|\bproofs? (?:that|of)\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b|\bdemostracion\b"
-         r"|\bprueb[ae] que\b|\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b|\bbeweis(?:e|en|t)?\b"
-         r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
-         r"|\bдоказа\w*|证明|証明"),
-        ("reasoning", "proof", 0.5,
-         r"\bproofs?\b|\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b|\bmostre que\b"),
+        (
+            "reasoning",
+            "proof",
+            1.0,
+            (
+                r"\bprove\b|\bproofs? (?:that|of)\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b"
+                r"|\bdemostracion\b|\bprueb[ae] que\b|\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b|\bbeweis(?:e|en|t)?\b"
+                r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
+                r"|\bдоказа\w*|证明|証明"
+            ),
+        ),
+        (
+            "reasoning",
+            "proof",
+            0.5,
+            (
+                r"\bproofs?\b|\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b"
+                r"|\bmostre que\b"
+            ),
+        ),
         ("reasoning", "derivation", 0.5, r"\bderivation\b"),
-        ("reasoning", "derivation", 1.0,
-         r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
-        ("reasoning", "step by step", 1.0,
-         r"step[- ]by[- ]step|\bpaso a paso\b|\betape par etape\b|\bschritt fur schritt\b"
-         r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"
-         r"|\bshow (?:your|all|the|each|all the) (?:work|steps|reasoning|calculations?)\b"
-         r"|\b(?:explain|justify|show) each step\b|\bchain of thought\b|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
-         r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"),
-        ("reasoning", "explanation", 1.0,
-         r"\bexplain (?:why|in detail|in depth|the reasoning|the difference|the trade)"
-         r"|\bexplica (?:por que|en detalle)|\bexplique[rz]? (?:pourquoi|en detail|por que|em detalhe)"
-         r"|\berklar(?:e|en sie) (?:warum|wieso|weshalb|ausfuhrlich|im detail)|\bspiega perche\b"
-         r"|\bобъясни,? почему\b"),
-        ("reasoning", "explanation", 0.5,
-         r"\bexplain\w*|\bexplica\w*|\bexplique\w*|\berklar(?:e|en|ung)\b"
-         r"|\bhow (?:does|do) .{1,60}\bwork\b|\bcomo funciona\b|\bcomment fonctionne\b|\bwie funktioniert\b"
-         r"|解释|説明|为什么|なぜ"),
-        ("reasoning", "analysis", 1.0,
-         r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
-         r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"),
+        ("reasoning", "derivation", 1.0, r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
+        (
+            "reasoning",
+            "step by step",
+            1.0,
+            (
+                r"step[- ]by[- ]step|\bpaso a paso\b|\betape par etape\b|\bschritt fur schritt\b"
+                r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"
+                r"|\bshow (?:your|all|the|each|all the) (?:work|steps|reasoning|calculations?)\b"
+                r"|\b(?:explain|justify|show) each step\b|\bchain of thought\b"
+                r"|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
+                r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "explanation",
+            1.0,
+            (
+                r"\bexplain (?:why|in detail|in depth|the reasoning|the difference|the trade)"
+                r"|\bexplica (?:por que|en detalle)|\bexplique[rz]? (?:pourquoi|en detail|por que|em detalhe)"
+                r"|\berklar(?:e|en sie) (?:warum|wieso|weshalb|ausfuhrlich|im detail)|\bspiega perche\b"
+                r"|\bобъясни,? почему\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "explanation",
+            0.5,
+            (
+                r"\bexplain\w*|\bexplica\w*|\bexplique\w*|\berklar(?:e|en|ung)\b"
+                r"|\bhow (?:does|do) .{1,60}\bwork\b|\bcomo funciona\b|\bcomment fonctionne\b|\bwie funktioniert\b"
+                r"|解释|説明|为什么|なぜ"
+            ),
+        ),
+        (
+            "reasoning",
+            "analysis",
+            1.0,
+            (
+                r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
+                r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"
+            ),
+        ),
         ("reasoning", "analysis", 0.5, r"\banalysis\b|\banalisis\b|\banalyse\b"),
-        ("reasoning", "analysis", 1.0,
-         r"\b(?:give|provide|write|do|make|perform|conduct|carry out)\b[^.?!\n]{0,25}"
-         r"\b(?:analysis|comparison|evaluation|assessment|critique)\b"),
-        ("reasoning", "comparison", 1.0,
-         r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
-         r"|\bconfronta\w*|\bсравни\w*|比较|比較"),
-        ("reasoning", "comparison", 0.5,
-         r"\bcompar(?:ison|acion|aison|acao)\b|\bvergleich\b|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b"
-         r"|\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
-         r"|\bdiferenca entre\b|区别|違い"),
-        ("reasoning", "evaluation", 1.0,
-         r"\bevaluate\b|\bassess(?:es|ing)?\b|\bevalu(?:a|e|ar)\b|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
-         r"|\bbeurteile\w*|\bavali(?:e|ar)\b|评估|評価"),
-        ("reasoning", "evaluation", 0.5,
-         r"\bevaluation\b|\bassessment\b|\bevaluacion\b|\bavaliacao\b|\bbewertung\b"),
-        ("reasoning", "critique", 1.0,
-         r"\bcritique\w*|\bcriticize\b|\bcritica\b|\bcriticar\b|\bkritisier\w*"
-         r"|\breview (?:my|this|the) (?:code|design|architecture|essay|paper|argument|proposal|plan)\b|批判"),
-        ("reasoning", "design", 1.0,
-         r"\bdesign (?:a|an|the|my|our|your|some|and)\b|\bdesigning (?:a|an|the)\b|\bsystem design\b"
-         r"|\bdesign (?:patterns?|doc(?:ument)?s?|decisions?|choices)\b|\barchitect (?:a|an|the)\b"
-         r"|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
-         r"|\bprojet(?:e|ar)\b|\bprogett\w*|设计|設計"),
+        (
+            "reasoning",
+            "analysis",
+            1.0,
+            (
+                r"\b(?:give|provide|write|do|make|perform|conduct|carry out)\b[^.?!\n]{0,25}"
+                r"\b(?:analysis|comparison|evaluation|assessment|critique)\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "comparison",
+            1.0,
+            (
+                r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
+                r"|\bconfronta\w*|\bсравни\w*|比较|比較"
+            ),
+        ),
+        (
+            "reasoning",
+            "comparison",
+            0.5,
+            (
+                r"\bcompar(?:ison|acion|aison|acao)\b|\bvergleich\b|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b"
+                r"|\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
+                r"|\bdiferenca entre\b|区别|違い"
+            ),
+        ),
+        (
+            "reasoning",
+            "evaluation",
+            1.0,
+            (
+                r"\bevaluate\b|\bassess(?:es|ing)?\b|\bevalu(?:a|e|ar)\b|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
+                r"|\bbeurteile\w*|\bavali(?:e|ar)\b|评估|評価"
+            ),
+        ),
+        ("reasoning", "evaluation", 0.5, r"\bevaluation\b|\bassessment\b|\bevaluacion\b|\bavaliacao\b|\bbewertung\b"),
+        (
+            "reasoning",
+            "critique",
+            1.0,
+            (
+                r"\bcritique\w*|\bcriticize\b|\bcritica\b|\bcriticar\b|\bkritisier\w*"
+                r"|\breview (?:my|this|the) (?:code|design|architecture|essay|paper|argument|proposal|plan)\b|批判"
+            ),
+        ),
+        (
+            "reasoning",
+            "design",
+            1.0,
+            (
+                r"\bdesign (?:a|an|the|my|our|your|some|and)\b|\bdesigning (?:a|an|the)\b|\bsystem design\b"
+                r"|\bdesign (?:patterns?|doc(?:ument)?s?|decisions?|choices)\b|\barchitect (?:a|an|the)\b"
+                r"|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
+                r"|\bprojet(?:e|ar)\b|\bprogett\w*|设计|設計"
+            ),
+        ),
         ("reasoning", "design", 0.5, r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b"),
-        ("reasoning", "scalability", 1.0,
-         r"\bscalab\w*|\bscale (?:a|an|the|this|it|to|up|out)\b|\bhigh[- ]availability\b|\bfault[- ]toleran\w*"
-         r"|\bdistributed systems?\b|\bload[- ]balanc\w*|\bescalab\w*|\bskalierbar\w*|\bescalavel\b"
-         r"|\bpasser a l'echelle\b"),
-        ("reasoning", "optimization", 1.0,
-         r"\boptimi[sz](?:e|ing)\b|\boptimiz(?:a|ar)\b|\boptimis(?:er|ez)\b"
-         r"|\boptimiere\w*|\botimiz(?:e|ar)\b|优化|最適化"),
-        ("reasoning", "optimization", 0.5,
-         r"\boptimi[sz]ation\b|\boptimizacion\b|\boptimierung\b|\botimizacao\b"),
-        ("reasoning", "trade-offs", 1.0,
-         r"\btrade[- ]?offs?\b|\bpros and cons\b|\badvantages and disadvantages\b|\bstrengths and weaknesses\b"
-         r"|\bventajas y desventajas\b|\bpros y contras\b|\bavantages et (?:les )?inconvenients\b"
-         r"|\bvor- und nachteile\b|\bvorteile und nachteile\b|\bvantagens e desvantagens\b"
-         r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"),
-        ("reasoning", "justification", 1.0,
-         r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*"),
-        ("reasoning", "planning", 1.0,
-         r"\b(?:create|develop|build|draft|write|make|devise|outline|propose|plan|prepare|design)\b[^.?!\n]{0,40}"
-         r"\b(?:strategy|plan|roadmap|itinerary|curriculum|study plan|migration plan|go-to-market)\b"
-         r"|\b(?:crea|elabora|desarrolla|dame|disena|prepara|planifica)\b[^.?!\n]{0,40}"
-         r"\b(?:estrategia|plan|hoja de ruta|itinerario)\b"
-         r"|\b(?:cree[rz]?|elabore[rz]?|etablis|etablissez|propose[rz]?|prepare[rz]?|planifie[rz]?)\b[^.?!\n]{0,40}"
-         r"\b(?:strategie|plan|feuille de route|itineraire)\b"
-         r"|\b(?:erstelle|entwickle|plane|entwirf)\b[^.?!\n]{0,40}"
-         r"\b(?:strategie|plan|fahrplan|reiseplan|lernplan|roadmap)\b"
-         r"|\b(?:crie|elabore|desenvolva|monte|planeje|prepare)\b[^.?!\n]{0,40}"
-         r"\b(?:estrategia|plano|roteiro|cronograma)\b"),
-        ("reasoning", "planning", 0.5,
-         r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划"),
-        ("reasoning", "problem solving", 0.5,
-         r"\bsolve\b|\bresuelve\b|\bresolver\b|\bresous\b|\bresolvez\b|\bresoudre\b|\bresolva\b"
-         r"|\bfigure out\b|\bwork out\b|\bpuzzle\b|\briddle\b"),
-        ("reasoning", "hypothetical / implications", 0.5,
-         r"\bwhat would happen if\b|\bwhat if\b|\bhow would you\b|\bimplications?\b|\bconsequences\b"
-         r"|\bque pasaria si\b|\bque se passerait-il si\b|\bwas ware,? wenn\b|\bo que aconteceria se\b"),
-        ("reasoning", "critical reasoning", 0.5,
-         r"\breason(?:ing)? about\b|\bthink (?:through|carefully)\b|\broot cause\b|\bcritically\b"
-         r"|\bto what extent\b|\bargue (?:for|against|that)\b"),
+        (
+            "reasoning",
+            "scalability",
+            1.0,
+            (
+                r"\bscalab\w*|\bscale (?:a|an|the|this|it|to|up|out)\b|\bhigh[- ]availability\b|\bfault[- ]toleran\w*"
+                r"|\bdistributed systems?\b|\bload[- ]balanc\w*|\bescalab\w*|\bskalierbar\w*|\bescalavel\b"
+                r"|\bpasser a l'echelle\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "optimization",
+            1.0,
+            (
+                r"\boptimi[sz](?:e|ing)\b|\boptimiz(?:a|ar)\b|\boptimis(?:er|ez)\b"
+                r"|\boptimiere\w*|\botimiz(?:e|ar)\b|优化|最適化"
+            ),
+        ),
+        ("reasoning", "optimization", 0.5, r"\boptimi[sz]ation\b|\boptimizacion\b|\boptimierung\b|\botimizacao\b"),
+        (
+            "reasoning",
+            "trade-offs",
+            1.0,
+            (
+                r"\btrade[- ]?offs?\b|\bpros and cons\b|\badvantages and disadvantages\b|\bstrengths and weaknesses\b"
+                r"|\bventajas y desventajas\b|\bpros y contras\b|\bavantages et (?:les )?inconvenients\b"
+                r"|\bvor- und nachteile\b|\bvorteile und nachteile\b|\bvantagens e desvantagens\b"
+                r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"
+            ),
+        ),
+        ("reasoning", "justification", 1.0, r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*"),
+        (
+            "reasoning",
+            "planning",
+            1.0,
+            (
+                r"\b(?:create|develop|build|draft|write|make|devise|outline|propose|plan|prepare|design)\b[^.?!\n]{0,40}"
+                r"\b(?:strategy|plan|roadmap|itinerary|curriculum|study plan|migration plan|go-to-market)\b"
+                r"|\b(?:crea|elabora|desarrolla|dame|disena|prepara|planifica)\b[^.?!\n]{0,40}"
+                r"\b(?:estrategia|plan|hoja de ruta|itinerario)\b"
+                r"|\b(?:cree[rz]?|elabore[rz]?|etablis|etablissez|propose[rz]?|prepare[rz]?|planifie[rz]?)\b"
+                r"[^.?!\n]{0,40}"
+                r"\b(?:strategie|plan|feuille de route|itineraire)\b"
+                r"|\b(?:erstelle|entwickle|plane|entwirf)\b[^.?!\n]{0,40}"
+                r"\b(?:strategie|plan|fahrplan|reiseplan|lernplan|roadmap)\b"
+                r"|\b(?:crie|elabore|desenvolva|monte|planeje|prepare)\b[^.?!\n]{0,40}"
+                r"\b(?:estrategia|plano|roteiro|cronograma)\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "planning",
+            0.5,
+            r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划",
+        ),
+        (
+            "reasoning",
+            "problem solving",
+            0.5,
+            (
+                r"\bsolve\b|\bresuelve\b|\bresolver\b|\bresous\b|\bresolvez\b|\bresoudre\b|\bresolva\b"
+                r"|\bfigure out\b|\bwork out\b|\bpuzzle\b|\briddle\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "hypothetical / implications",
+            0.5,
+            (
+                r"\bwhat would happen if\b|\bwhat if\b|\bhow would you\b|\bimplications?\b|\bconsequences\b"
+                r"|\bque pasaria si\b|\bque se passerait-il si\b|\bwas ware,? wenn\b|\bo que aconteceria se\b"
+            ),
+        ),
+        (
+            "reasoning",
+            "critical reasoning",
+            0.5,
+            (
+                r"\breason(?:ing)? about\b|\bthink (?:through|carefully)\b|\broot cause\b|\bcritically\b"
+                r"|\bto what extent\b|\bargue (?:for|against|that)\b"
+            ),
+        ),
         # ---- code ----------------------------------------------------------
-        ("code", "write code", 1.0,
-         r"\b(?:write|implement|create|build|code|generate|give me)\b[^.?!\n]{0,40}"
-         r"\b(?:function|program|script|class|method|algorithm|api|endpoint|query|regex|regular expression"
-         r"|unit tests?|module|library|parser|cli|app|application|bot|server|sql|code)\b"
-         r"|\b(?:escribe|implementa|crea|programa)\b[^.?!\n]{0,40}"
-         r"\b(?:funcion|programa|script|clase|metodo|algoritmo|consulta|codigo)\b"
-         r"|\b(?:ecris|ecrivez|ecrire|implemente[rz]?|cree[rz]?)\b[^.?!\n]{0,40}"
-         r"\b(?:fonction|programme|script|classe|methode|algorithme|requete|code)\b"
-         r"|\b(?:schreibe?|implementiere|erstelle|programmiere)\b[^.?!\n]{0,40}"
-         r"\b(?:funktion|programm|skript|klasse|methode|algorithmus|abfrage|code)\b"
-         r"|\b(?:escreva|implemente|crie|programe)\b[^.?!\n]{0,40}"
-         r"\b(?:funcao|programa|script|classe|metodo|algoritmo|consulta|codigo)\b"
-         r"|写.{0,12}(?:函数|程序|代码|脚本)|编写|(?:関数|プログラム|コード|スクリプト)を(?:書|作)"),
+        (
+            "code",
+            "write code",
+            1.0,
+            (
+                r"\b(?:write|implement|create|build|code|generate|give me)\b[^.?!\n]{0,40}"
+                r"\b(?:function|program|script|class|method|algorithm|api|endpoint|query|regex|regular expression"
+                r"|unit tests?|module|library|parser|cli|app|application|bot|server|sql|code)\b"
+                r"|\b(?:escribe|implementa|crea|programa)\b[^.?!\n]{0,40}"
+                r"\b(?:funcion|programa|script|clase|metodo|algoritmo|consulta|codigo)\b"
+                r"|\b(?:ecris|ecrivez|ecrire|implemente[rz]?|cree[rz]?)\b[^.?!\n]{0,40}"
+                r"\b(?:fonction|programme|script|classe|methode|algorithme|requete|code)\b"
+                r"|\b(?:schreibe?|implementiere|erstelle|programmiere)\b[^.?!\n]{0,40}"
+                r"\b(?:funktion|programm|skript|klasse|methode|algorithmus|abfrage|code)\b"
+                r"|\b(?:escreva|implemente|crie|programe)\b[^.?!\n]{0,40}"
+                r"\b(?:funcao|programa|script|classe|metodo|algoritmo|consulta|codigo)\b"
+                r"|写.{0,12}(?:函数|程序|代码|脚本)|编写|(?:関数|プログラム|コード|スクリプト)を(?:書|作)"
+            ),
+        ),
         ("code", "implementation", 0.5, r"\bimplement\w*|\bimplementa\w*|实现|実装"),
-        ("code", "debugging", 1.0,
-         r"\bdebug\w*|\brefactor\w*|\btraceback\b|\bstack ?trace\b|\bsegmentation fault\b|\bsegfault\b"
-         r"|\bcompil\w* error\b|\bsyntax ?error\b|\btypeerror\b|\bnullpointerexception\b|\bindexerror\b"
-         r"|\bkeyerror\b|\bzerodivisionerror\b|\bdepura\w*|\brefactoriz\w*|\bdebogu\w*|\brefatora?\w*"
-         r"|\brefaktorier\w*|调试|デバッグ"),
-        ("code", "programming language", 0.5,
-         r"(?<![a-z0-9_])(?:python|javascript|typescript|java|kotlin|swift|rust|golang|haskell|ruby|php|scala|perl"
-         r"|sql|bash|powershell|react|django|flask|numpy|pandas|node\.js|nodejs|html|css|kubernetes"
-         r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol)(?![a-z0-9_])"
-         r"|(?<![a-z0-9_])(?:c\+\+|c#)"),
-        ("code", "programming concepts", 0.5,
-         r"\b(?:algorithms?|data structures?|time complexity|space complexity|big[- ]o|recursion|recursive"
-         r"|dynamic programming|binary search|linked list|hash ?map|hash table|concurrency|multithread\w*"
-         r"|race condition|deadlock|memory leak|apis?|microservices?|database schema|unit tests?|regex"
-         r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
-         r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"),
+        (
+            "code",
+            "debugging",
+            1.0,
+            (
+                r"\bdebug\w*|\brefactor\w*|\btraceback\b|\bstack ?trace\b|\bsegmentation fault\b|\bsegfault\b"
+                r"|\bcompil\w* error\b|\bsyntax ?error\b|\btypeerror\b|\bnullpointerexception\b|\bindexerror\b"
+                r"|\bkeyerror\b|\bzerodivisionerror\b|\bdepura\w*|\brefactoriz\w*|\bdebogu\w*|\brefatora?\w*"
+                r"|\brefaktorier\w*|调试|デバッグ"
+            ),
+        ),
+        (
+            "code",
+            "programming language",
+            0.5,
+            (
+                r"(?<![a-z0-9_])(?:python|javascript|typescript|java|kotlin|swift|rust|golang|haskell|ruby|php|scala|perl"
+                r"|sql|bash|powershell|react|django|flask|numpy|pandas|node\.js|nodejs|html|css|kubernetes"
+                r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol)(?![a-z0-9_])"
+                r"|(?<![a-z0-9_])(?:c\+\+|c#)"
+            ),
+        ),
+        (
+            "code",
+            "programming concepts",
+            0.5,
+            (
+                r"\b(?:algorithms?|data structures?|time complexity|space complexity|big[- ]o|recursion|recursive"
+                r"|dynamic programming|binary search|linked list|hash ?map|hash table|concurrency|multithread\w*"
+                r"|race condition|deadlock|memory leak|apis?|microservices?|database schema|unit tests?|regex"
+                r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
+                r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"
+            ),
+        ),
         # ---- math ----------------------------------------------------------
-        ("math", "theorem", 0.5,
-         r"\btheorem\w*|\blemma\b|\bcorollary\b|\baxioms?\b|\bconjecture\b|\bteorema\b|\btheoreme\b"
-         r"|\blemme\b|\bconjetura\b|\bvermutung\b|\bconjectura\b|定理|引理"),
-        ("math", "calculus", 0.5,
-         r"\bintegrals?\b|\bintegrale\b|\bintegration by parts\b|\bderivatives?\b|\bdifferentiat\w*"
-         r"|\blimit of\b|\blim_|\bconverge\w*|\bdiverge\w*|\bdifferential equations?\b|\bderivada\b"
-         r"|\bderivee\b|\bableitung\b|\bintegrier\w*|\bgrenzwert\b|\becuacion diferencial\b"
-         r"|\bequation differentielle\b|\bdifferentialgleichung\b|\bequacao diferencial\b"
-         r"|微分|积分|積分|导数|極限|极限"),
-        ("math", "probability / statistics", 0.5,
-         r"\bprobabilit\w*|\bexpected value\b|\bvariance\b|\bstandard deviation\b|\bbayes\w*"
-         r"|\bstochastic\b|\bprobabilidad\b|\bwahrscheinlichkeit\w*|\bprobabilidade\b"
-         r"|\berwartungswert\b|概率|確率"),
-        ("math", "math terms", 0.5,
-         r"\bmatri(?:x|ces)\b|\beigen\w*|\bdeterminant\b|\bvector space\b|\bprimes\b|\bprime numbers?\b"
-         r"|\birrational\w*|\brational numbers?\b|\bmodulo\b|\bmodular arithmetic\b|\bgcd\b|\blcm\b"
-         r"|\bpolynomials?\b|\blogarithm\w*|\bfactorial\b|\bcombinatori\w*|\bpermutations?\b|\bsqrt\b"
-         r"|\bsquare root\b|\bequations?\b|\binequalit\w*|\bnumeros primos\b|\bnombres premiers\b"
-         r"|\bprimzahl\w*|\bmatriz\b|\bmatrice\b|\birracional\b|\birrationnel\w*|\braiz (?:cuadrada|quadrada)\b"
-         r"|\bracine carree\b|\bquadratwurzel\b|\becuacion\w*|\bgleichung\w*|\bequacao\b|\bequacoes\b"
-         r"|质数|素数|无理数|無理数|方程"),
-        ("math", "equation", 1.0,
-         r"\b[a-z]\s*\^\s*[\d({a-z]|\b\d+\s*[a-z]\s*[+\-]\s*\d|\b[a-z]\s*[+\-*/]\s*[a-z0-9]+\s*=\s*[a-z0-9]"
-         r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("
-         r"|\b(?:sin|cos|tan|cot|sec|csc|ln|exp|sqrt|arcsin|arccos|arctan|sinh|cosh|tanh)\s*\(\s*[a-z]"),
-        ("math", "math notation", 1.0,
-         r"\\(?:frac|int|sum|sqrt|lim|prod|alpha|beta|theta|lambda|sigma|mathbb|partial|infty|cdot|leq|geq)\b"),
+        (
+            "math",
+            "theorem",
+            0.5,
+            (
+                r"\btheorem\w*|\blemma\b|\bcorollary\b|\baxioms?\b|\bconjecture\b|\bteorema\b|\btheoreme\b"
+                r"|\blemme\b|\bconjetura\b|\bvermutung\b|\bconjectura\b|定理|引理"
+            ),
+        ),
+        (
+            "math",
+            "calculus",
+            0.5,
+            (
+                r"\bintegrals?\b|\bintegrale\b|\bintegration by parts\b|\bderivatives?\b|\bdifferentiat\w*"
+                r"|\blimit of\b|\blim_|\bconverge\w*|\bdiverge\w*|\bdifferential equations?\b|\bderivada\b"
+                r"|\bderivee\b|\bableitung\b|\bintegrier\w*|\bgrenzwert\b|\becuacion diferencial\b"
+                r"|\bequation differentielle\b|\bdifferentialgleichung\b|\bequacao diferencial\b"
+                r"|微分|积分|積分|导数|極限|极限"
+            ),
+        ),
+        (
+            "math",
+            "probability / statistics",
+            0.5,
+            (
+                r"\bprobabilit\w*|\bexpected value\b|\bvariance\b|\bstandard deviation\b|\bbayes\w*"
+                r"|\bstochastic\b|\bprobabilidad\b|\bwahrscheinlichkeit\w*|\bprobabilidade\b"
+                r"|\berwartungswert\b|概率|確率"
+            ),
+        ),
+        (
+            "math",
+            "math terms",
+            0.5,
+            (
+                r"\bmatri(?:x|ces)\b|\beigen\w*|\bdeterminant\b|\bvector space\b|\bprimes\b|\bprime numbers?\b"
+                r"|\birrational\w*|\brational numbers?\b|\bmodulo\b|\bmodular arithmetic\b|\bgcd\b|\blcm\b"
+                r"|\bpolynomials?\b|\blogarithm\w*|\bfactorial\b|\bcombinatori\w*|\bpermutations?\b|\bsqrt\b"
+                r"|\bsquare root\b|\bequations?\b|\binequalit\w*|\bnumeros primos\b|\bnombres premiers\b"
+                r"|\bprimzahl\w*|\bmatriz\b|\bmatrice\b|\birracional\b|\birrationnel\w*|\braiz (?:cuadrada|quadrada)\b"
+                r"|\bracine carree\b|\bquadratwurzel\b|\becuacion\w*|\bgleichung\w*|\bequacao\b|\bequacoes\b"
+                r"|质数|素数|无理数|無理数|方程"
+            ),
+        ),
+        (
+            "math",
+            "equation",
+            1.0,
+            (
+                r"\b[a-z]\s*\^\s*[\d({a-z]|\b\d+\s*[a-z]\s*[+\-]\s*\d|\b[a-z]\s*[+\-*/]\s*[a-z0-9]+\s*=\s*[a-z0-9]"
+                r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("
+                r"|\b(?:sin|cos|tan|cot|sec|csc|ln|exp|sqrt|arcsin|arccos|arctan|sinh|cosh|tanh)\s*\(\s*[a-z]"
+            ),
+        ),
+        (
+            "math",
+            "math notation",
+            1.0,
+            r"\\(?:frac|int|sum|sqrt|lim|prod|alpha|beta|theta|lambda|sigma|mathbb|partial|infty|cdot|leq|geq)\b",
+        ),
         # ---- constraints ---------------------------------------------------
-        ("constraints", "must", 0.5,
-         r"\bmust\b|\bhas to\b|\bhave to\b|\brequired\b|\bmandatory\b|\bdebe\w*|\btiene que\b"
-         r"|\bdoi[ts]\b|\bdoivent\b|\bil faut\b|\bmuss\w*|\bdeve[ms]?\b|\btem que\b|\bobligatori\w*"),
-        ("constraints", "without using", 1.0,
-         r"\bwithout (?:using|the use of|importing|any (?:loops?|librar(?:y|ies)|imports?)|loops?|recursion)\b"
-         r"|\bdo(?:n't| not) use\b|\bmust not\b|\bnot allowed\b|\bno (?:external )?librar(?:y|ies)\b"
-         r"|\bonly (?:use|using)\b|\bsin (?:usar|utilizar)\b|\bsans (?:utiliser|employer)\b"
-         r"|\bn'utilise[z]? pas\b|\bohne .{0,30}(?:zu verwenden|zu benutzen|zu nutzen)\b"
-         r"|\bverwende keine?\b|\bsem (?:usar|utilizar)\b|\bnao use\b|不使用|不要使用|使わずに"),
-        ("constraints", "bounds", 0.5,
-         r"\bat (?:least|most)\b|\bno (?:more|less|fewer) than\b|\bexactly \d|\bwithin \d|\bunder \d"
-         r"|\bup to \d|\bal menos\b|\bcomo (?:maximo|minimo)\b|\bno mas de\b|\bexactamente\b"
-         r"|\bau (?:moins|plus)\b|\bpas plus de\b|\bexactement\b|\bmindestens\b|\bhochstens\b"
-         r"|\bnicht mehr als\b|\bgenau \d|\bpelo menos\b|\bno (?:maximo|minimo)\b|\bnao mais (?:de|que)\b"
-         r"|\bexatamente\b|至少|最多"),
-        ("constraints", "complexity bound", 1.0,
-         r"\bo\(\s*(?:1|n|log\s*n|n\s*log\s*n|n\s*\^?\s*2|n2|m|k|v\s*\+\s*e|n\s*\+\s*m|n\s*\*\s*m|nm|mn)\s*\)"
-         r"|\blinear time\b|\bconstant (?:time|space|memory)\b|\blogarithmic time\b|\bin[- ]place\b"),
-        ("constraints", "budget / requirements", 0.5,
-         r"\bbudget\b|\bdeadline\b|\brequirements?\b|\bconstraints?\b|\bpresupuesto\b|\brestricciones\b"
-         r"|\brequisitos\b|\bcontraintes?\b|\bexigences\b|\bfrist\b|\beinschrankungen\b|\banforderungen\b"
-         r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b"),
+        (
+            "constraints",
+            "must",
+            0.5,
+            (
+                r"\bmust\b|\bhas to\b|\bhave to\b|\brequired\b|\bmandatory\b|\bdebe\w*|\btiene que\b"
+                r"|\bdoi[ts]\b|\bdoivent\b|\bil faut\b|\bmuss\w*|\bdeve[ms]?\b|\btem que\b|\bobligatori\w*"
+            ),
+        ),
+        (
+            "constraints",
+            "without using",
+            1.0,
+            (
+                r"\bwithout (?:using|the use of|importing|any (?:loops?|librar(?:y|ies)|imports?)|loops?|recursion)\b"
+                r"|\bdo(?:n't| not) use\b|\bmust not\b|\bnot allowed\b|\bno (?:external )?librar(?:y|ies)\b"
+                r"|\bonly (?:use|using)\b|\bsin (?:usar|utilizar)\b|\bsans (?:utiliser|employer)\b"
+                r"|\bn'utilise[z]? pas\b|\bohne .{0,30}(?:zu verwenden|zu benutzen|zu nutzen)\b"
+                r"|\bverwende keine?\b|\bsem (?:usar|utilizar)\b|\bnao use\b|不使用|不要使用|使わずに"
+            ),
+        ),
+        (
+            "constraints",
+            "bounds",
+            0.5,
+            (
+                r"\bat (?:least|most)\b|\bno (?:more|less|fewer) than\b|\bexactly \d|\bwithin \d|\bunder \d"
+                r"|\bup to \d|\bal menos\b|\bcomo (?:maximo|minimo)\b|\bno mas de\b|\bexactamente\b"
+                r"|\bau (?:moins|plus)\b|\bpas plus de\b|\bexactement\b|\bmindestens\b|\bhochstens\b"
+                r"|\bnicht mehr als\b|\bgenau \d|\bpelo menos\b|\bno (?:maximo|minimo)\b|\bnao mais (?:de|que)\b"
+                r"|\bexatamente\b|至少|最多"
+            ),
+        ),
+        (
+            "constraints",
+            "complexity bound",
+            1.0,
+            (
+                r"\bo\(\s*(?:1|n|log\s*n|n\s*log\s*n|n\s*\^?\s*2|n2|m|k|v\s*\+\s*e|n\s*\+\s*m|n\s*\*\s*m|nm|mn)\s*\)"
+                r"|\blinear time\b|\bconstant (?:time|space|memory)\b|\blogarithmic time\b|\bin[- ]place\b"
+            ),
+        ),
+        (
+            "constraints",
+            "budget / requirements",
+            0.5,
+            (
+                r"\bbudget\b|\bdeadline\b|\brequirements?\b|\bconstraints?\b|\bpresupuesto\b|\brestricciones\b"
+                r"|\brequisitos\b|\bcontraintes?\b|\bexigences\b|\bfrist\b|\beinschrankungen\b|\banforderungen\b"
+                r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b"
+            ),
+        ),
         # ---- requested output length --------------------------------------
-        ("output_length", "essay", 1.0,
-         r"\bessays?\b|\bensayo\b|\bdissertation\b|\baufsatz\b|\bessai\b|\bredacao\b|\bensaio\b"
-         r"|\bthesis\b|\btesis\b|\btese\b|论文|論文"),
-        ("output_length", "long document", 1.0,
-         r"\b(?:detailed|full|comprehensive|in-depth|technical|formal|research) (?:report|proposal"
-         r"|document|specification|review)\b|\bwhite ?paper\b|\bresearch paper\b|\bliterature review\b"
-         r"|\bbusiness plan\b|\bcase study\b|\binforme detallado\b|\brapport detaille\b"
-         r"|\bdetaillierten bericht\b|\brelatorio detalhado\b|\bplan de negocios?\b|\bplano de negocios\b"
-         r"|\bbusinessplan\b|报告|レポート"),
-        ("output_length", "long-form writing", 1.0,
-         r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|redige[rz]?|schreibe?|verfasse|escreva"
-         r"|redija)\b[^.?!\n]{0,40}\b(?:article|blog post|chapter|report|proposal|articulo|artigo|artikel"
-         r"|informe|rapport|bericht|relatorio|capitulo|chapitre|kapitel)\b"),
-        ("output_length", "creative writing", 0.5,
-         r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|redija)\b"
-         r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|cuento|historia|discurso|histoire"
-         r"|discours|geschichte|rede|conto)\b"),
-        ("output_length", "comprehensive", 1.0,
-         r"\bcomprehensive\b|\bexhaustive\b|\bin[- ]depth\b|\bexhaustiv[oa]\b|\ba fondo\b|\bexhaustif\b"
-         r"|\bapprofondi\w*|\ben profondeur\b|\bumfassend\w*|\bausfuhrlich\w*|\babrangente\b"
-         r"|\baprofundad[oa]\b|\bexaustiv[oa]\b|详细|詳細|全面"),
-        ("output_length", "detailed", 0.5,
-         r"\bdetailed\b|\bthorough(?:ly)?\b|\bin detail\b|\bdetallad[oa]\b|\ben detalle\b|\bdetaillee?s?\b"
-         r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b"),
-        ("output_length", "guide / tutorial", 0.5,
-         r"\b(?:guide|tutorial|curriculum|lesson plan|course outline|handbook|playbook|guia|leitfaden"
-         r"|anleitung)\b"),
+        (
+            "output_length",
+            "essay",
+            1.0,
+            (
+                r"\bessays?\b|\bensayo\b|\bdissertation\b|\baufsatz\b|\bessai\b|\bredacao\b|\bensaio\b"
+                r"|\bthesis\b|\btesis\b|\btese\b|论文|論文"
+            ),
+        ),
+        (
+            "output_length",
+            "long document",
+            1.0,
+            (
+                r"\b(?:detailed|full|comprehensive|in-depth|technical|formal|research) (?:report|proposal"
+                r"|document|specification|review)\b|\bwhite ?paper\b|\bresearch paper\b|\bliterature review\b"
+                r"|\bbusiness plan\b|\bcase study\b|\binforme detallado\b|\brapport detaille\b"
+                r"|\bdetaillierten bericht\b|\brelatorio detalhado\b|\bplan de negocios?\b|\bplano de negocios\b"
+                r"|\bbusinessplan\b|报告|レポート"
+            ),
+        ),
+        (
+            "output_length",
+            "long-form writing",
+            1.0,
+            (
+                r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|redige[rz]?|schreibe?|verfasse|escreva"
+                r"|redija)\b[^.?!\n]{0,40}\b(?:article|blog post|chapter|report|proposal|articulo|artigo|artikel"
+                r"|informe|rapport|bericht|relatorio|capitulo|chapitre|kapitel)\b"
+            ),
+        ),
+        (
+            "output_length",
+            "creative writing",
+            0.5,
+            (
+                r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|redija)\b"
+                r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|cuento|historia|discurso|histoire"
+                r"|discours|geschichte|rede|conto)\b"
+            ),
+        ),
+        (
+            "output_length",
+            "comprehensive",
+            1.0,
+            (
+                r"\bcomprehensive\b|\bexhaustive\b|\bin[- ]depth\b|\bexhaustiv[oa]\b|\ba fondo\b|\bexhaustif\b"
+                r"|\bapprofondi\w*|\ben profondeur\b|\bumfassend\w*|\bausfuhrlich\w*|\babrangente\b"
+                r"|\baprofundad[oa]\b|\bexaustiv[oa]\b|详细|詳細|全面"
+            ),
+        ),
+        (
+            "output_length",
+            "detailed",
+            0.5,
+            (
+                r"\bdetailed\b|\bthorough(?:ly)?\b|\bin detail\b|\bdetallad[oa]\b|\ben detalle\b|\bdetaillee?s?\b"
+                r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b"
+            ),
+        ),
+        (
+            "output_length",
+            "guide / tutorial",
+            0.5,
+            (
+                r"\b(?:guide|tutorial|curriculum|lesson plan|course outline|handbook|playbook|guia|leitfaden"
+                r"|anleitung)\b"
+            ),
+        ),
     )
 )
 
@@ -454,40 +699,69 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
 _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (label, _rx(pattern))
     for label, pattern in (
-        ("translation",
-         r"\btranslat\w*|\btraduc\w*|\btraduis\w*|\btraduire\b|\btraduza\b|\btraduzir\b|\bubersetz\w*"
-         r"|\bhow do you say\b|\bcomo se dice\b|\bcomment dit-on\b|\bwie sagt man\b|\bcomo se diz\b"
-         r"|翻译|翻訳"),
-        ("spelling/grammar fix",
-         r"\b(?:fix|correct|check|proofread|improve)\b.{0,40}\b(?:spelling|grammar|typos?|punctuation"
-         r"|capitali[sz]ation)\b|\bproofread\w*|\bspell[- ]?check\w*"
-         r"|\b(?:corrige|corrija|corrigez|corriger|corregir|korrigiere|korrigieren|verbessere)\b.{0,40}"
-         r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|errores|erros|rechtschreibung"
-         r"|grammatik|tippfehler)\b|\bortografia\b|\borthographe\b|\brechtschreibung\w*"),
-        ("classification/extraction",
-         r"\bsentiment\b|\bclassify\b|\bcategori[sz]e\b|\bpositive,? (?:or|negative,? or) (?:negative|neutral)\b"
-         r"|\bis (?:this|it|the)\b.{0,30}\b(?:spam|positive|negative|sarcastic|toxic|offensive)\b|\bextract\b|\bsentimiento\b|\bclasifica\w*"
-         r"|\bextrae\b|\bclassifie[rz]?\b|\bextrais\b|\bextraire\b|\bstimmung\b|\bklassifiziere\w*"
-         r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|情感|情绪|感情分析"),
-        ("summarization",
-         r"\bsummari[sz]\w*|\bsummary\b|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o)\b|\bfass\w* .{0,60}\bzusammen\b"
-         r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|总结|概括|要約|まとめ"),
-        ("simple list",
-         r"(?:^|[.!?:]\s+)(?:list|name|enumerate|lista|nombra|enumera|liste|nomme|nenne|cite)\s+"
-         r"(?:the|all|\d{1,2}|a few|some|three|four|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois"
-         r"|quatre|cinq|drei|vier|funf|quatro)\b"
-         r"|(?:^|[.!?:]\s+)(?:give me|dame|donne-moi|gib mir|me de|de-me)\s+(?:\d{1,2}|a few|some|three|four"
-         r"|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois|quatre|cinq|drei|vier|funf|quatro)\b"),
-        ("formatting/conversion",
-         r"\b(?:format|convert|turn|rewrite|reformat|put)\b.{0,40}\b(?:json|csv|table|bullet(?: points)?"
-         r"|bulleted list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
-         r"|\bsort .{0,40}alphabetical\w*|\balphabeti[sz]e\b|\bin (?:upper|lower) ?case\b"
-         r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
-         r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"),
-        ("rewording",
-         r"\b(?:rephrase|paraphrase|reword)\w*|\bmake (?:this|it) (?:more )?(?:formal|polite|casual|shorter"
-         r"|friendlier)\b|\b(?:to be|to sound|sound) (?:more |less )?(?:formal|polite|casual|professional"
-         r"|friendly)\b|\breformul\w*|\bparafrase\w*|\bumformulier\w*|\breescrev\w*"),
+        (
+            "translation",
+            (
+                r"\btranslat\w*|\btraduc\w*|\btraduis\w*|\btraduire\b|\btraduza\b|\btraduzir\b|\bubersetz\w*"
+                r"|\bhow do you say\b|\bcomo se dice\b|\bcomment dit-on\b|\bwie sagt man\b|\bcomo se diz\b"
+                r"|翻译|翻訳"
+            ),
+        ),
+        (
+            "spelling/grammar fix",
+            (
+                r"\b(?:fix|correct|check|proofread|improve)\b.{0,40}\b(?:spelling|grammar|typos?|punctuation"
+                r"|capitali[sz]ation)\b|\bproofread\w*|\bspell[- ]?check\w*"
+                r"|\b(?:corrige|corrija|corrigez|corriger|corregir|korrigiere|korrigieren|verbessere)\b.{0,40}"
+                r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|errores|erros|rechtschreibung"
+                r"|grammatik|tippfehler)\b|\bortografia\b|\borthographe\b|\brechtschreibung\w*"
+            ),
+        ),
+        (
+            "classification/extraction",
+            (
+                r"\bsentiment\b|\bclassify\b|\bcategori[sz]e\b|\bpositive,? (?:or|negative,? or) (?:negative|neutral)\b"
+                r"|\bis (?:this|it|the)\b.{0,30}\b(?:spam|positive|negative|sarcastic|toxic|offensive)\b"
+                r"|\bextract\b|\bsentimiento\b|\bclasifica\w*"
+                r"|\bextrae\b|\bclassifie[rz]?\b|\bextrais\b|\bextraire\b|\bstimmung\b|\bklassifiziere\w*"
+                r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|情感|情绪|感情分析"
+            ),
+        ),
+        (
+            "summarization",
+            (
+                r"\bsummari[sz]\w*|\bsummary\b|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o)\b|\bfass\w* .{0,60}\bzusammen\b"
+                r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|总结|概括|要約|まとめ"
+            ),
+        ),
+        (
+            "simple list",
+            (
+                r"(?:^|[.!?:]\s+)(?:list|name|enumerate|lista|nombra|enumera|liste|nomme|nenne|cite)\s+"
+                r"(?:the|all|\d{1,2}|a few|some|three|four|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois"
+                r"|quatre|cinq|drei|vier|funf|quatro)\b"
+                r"|(?:^|[.!?:]\s+)(?:give me|dame|donne-moi|gib mir|me de|de-me)\s+(?:\d{1,2}|a few|some|three|four"
+                r"|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois|quatre|cinq|drei|vier|funf|quatro)\b"
+            ),
+        ),
+        (
+            "formatting/conversion",
+            (
+                r"\b(?:format|convert|turn|rewrite|reformat|put)\b.{0,40}\b(?:json|csv|table|bullet(?: points)?"
+                r"|bulleted list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
+                r"|\bsort .{0,40}alphabetical\w*|\balphabeti[sz]e\b|\bin (?:upper|lower) ?case\b"
+                r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
+                r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"
+            ),
+        ),
+        (
+            "rewording",
+            (
+                r"\b(?:rephrase|paraphrase|reword)\w*|\bmake (?:this|it) (?:more )?(?:formal|polite|casual|shorter"
+                r"|friendlier)\b|\b(?:to be|to sound|sound) (?:more |less )?(?:formal|polite|casual|professional"
+                r"|friendly)\b|\breformul\w*|\bparafrase\w*|\bumformulier\w*|\breescrev\w*"
+            ),
+        ),
     )
 )
 
@@ -506,7 +780,8 @@ _CHIT_CHAT = _rx(
     r"|\btudo bem\b|\bcomo vai\b|\bcomo voce esta\b|\bcome stai\b|\bкак дела\b|你好吗|お元気ですか"
 )
 _FACTUAL = _rx(
-    r"(?:^|[.!?:]\s{1,5}|¿)[ \t\"'(¡¿*-]{0,5}(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
+    r"(?:^|[.!?:]\s{1,5}|¿)[ \t\"'(¡¿*-]{0,5}"
+    r"(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
     r"|who wrote|who invented|who painted|who discovered|when is|when was|when did|where is|where are"
     r"|where was|where's|which (?:is|was|country|city|planet)|how many|how much|how old|how tall|how far is"
     r"|how long is|define|definition of|meaning of|what does|que es|que son|quien es|quien fue"
@@ -560,9 +835,7 @@ _DEBUG_HINT = _rx(
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DATE = re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
-_ARITH = re.compile(
-    r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+"
-)
+_ARITH = re.compile(r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+")
 _CALC_VERB = _rx(
     r"\b(?:calculate|compute|solve|work out|figure out|evaluate|calcula|calcule[rz]?|calcular|berechne\w*"
     r"|rechne|resuelve|resolva|resous|resolvez)\b|计算|計算"
@@ -572,10 +845,11 @@ _WORD_PROBLEM_Q = _rx(
     r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ"
 )
 _LENGTH_ASK = _rx(
-    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten"
-    r"|paragraphs?|parrafos|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
+    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?"
+    r"(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten|paragraphs?|parrafos"
+    r"|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
 )
-_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])\s+\S", re.MULTILINE)
+_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])[ \t]+\S", re.MULTILINE)
 _NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)[ \t]+\S")
 _STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
 _BULLET = re.compile(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
@@ -616,7 +890,7 @@ class _Scan:
     """Folded text (``text``), the same with quoted spans blanked (``prose``, used
     for keyword cues) and where the instruction region is."""
 
-    __slots__ = ("text", "prose", "head_end", "tail_start")
+    __slots__ = ("head_end", "prose", "tail_start", "text")
 
     def __init__(self, folded: str) -> None:
         if len(folded) > 2 * _MAX_SCAN:
@@ -746,9 +1020,7 @@ def _code_and_math(raw: str, scan: _Scan, labels: _Labels) -> None:
 
 def _multi_part(scan: _Scan, labels: _Labels) -> None:
     text = scan.text
-    numbered = max(
-        len(_NUMBERED_LINE.findall(text)), len(_NUMBERED_INLINE.findall(text)), len(_STEP_N.findall(text))
-    )
+    numbered = max(len(_NUMBERED_LINE.findall(text)), len(_NUMBERED_INLINE.findall(text)), len(_STEP_N.findall(text)))
     if numbered >= 2:
         labels.add("multi_part", f"{numbered} numbered items", min(numbered, 5) * 0.4)
     bullets = len(_BULLET.findall(text))
@@ -777,9 +1049,10 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     brief_count = _length_asks(scan, labels)
 
     values: dict[str, float] = {}
-    values["length"] = (
-        0.0 if tokens <= _LENGTH_FLOOR else min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
-    )
+    if tokens <= _LENGTH_FLOOR:
+        values["length"] = 0.0
+    else:
+        values["length"] = min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
     for feature in ("reasoning", "multi_part", "code", "math", "constraints", "output_length"):
         values[feature] = labels.value(feature)
 
@@ -824,7 +1097,8 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
 
 def _check_threshold(threshold: float) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+        # ValueError (not TypeError) on purpose: callers handle one error type for a bad threshold.
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")  # noqa: TRY004
     if not 0.0 < threshold < 1.0:  # also rejects NaN
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     return float(threshold)
@@ -862,8 +1136,15 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
             names = labels.names(feature)
             phrase = _FEATURE_PHRASES[feature]
             reasons.append(f"{phrase} ({', '.join(names)})" if names else phrase)
-    if "chit_chat" in values and "chit_chat" not in contributions:
-        reasons.append("greeting ignored: the prompt carries a real task")
+    ignored = [
+        name
+        for f, name in (("chit_chat", "greeting"), ("factual_lookup", "question phrasing"))
+        if f in values and f not in contributions
+    ]
+    if ignored:
+        reasons.append(f"{' and '.join(ignored)} ignored: the prompt carries a real task")
+    if not is_complex and reasons and all(c > 0 for c in contributions.values()):
+        reasons.append("complexity signals too weak to cross the threshold")
     if not reasons:
         reasons.append(
             "short prompt with no complexity signals" if tokens <= _LENGTH_FLOOR else "no complexity signals"
