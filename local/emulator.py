@@ -663,18 +663,7 @@ class HostedAIEmulator:
             )
 
         with self._lock:
-            self._expire_locked(self.clock())
-            alloc = self._allocations.get(allocation_id)
-            if alloc is None:
-                raise EmulatorError(404, "allocation_not_found", "unknown allocation", {"allocation_id": allocation_id})
-            if alloc.status != "active":
-                raise EmulatorError(
-                    409,
-                    "allocation_not_active",
-                    f"allocation is {alloc.status}",
-                    {"allocation_id": allocation_id, "status": alloc.status},
-                )
-            vram_mb = alloc.vram_mb
+            vram_mb = self._active_locked(allocation_id, inactive_status=409).vram_mb
 
         body = " ".join(generate_words(model, prompt, max_tokens))
         cut = min((i for i in (body.find(s) for s in stops) if i >= 0), default=-1)
@@ -697,19 +686,24 @@ class HostedAIEmulator:
     def release(self, allocation_id: str) -> None:
         """Release an active allocation. Raises EmulatorError(404) otherwise."""
         with self._lock:
-            self._expire_locked(self.clock())
-            alloc = self._allocations.get(allocation_id)
-            if alloc is None:
-                raise EmulatorError(404, "allocation_not_found", "unknown allocation", {"allocation_id": allocation_id})
-            if alloc.status != "active":
-                raise EmulatorError(
-                    404,
-                    "allocation_not_active",
-                    f"allocation is already {alloc.status}",
-                    {"allocation_id": allocation_id, "status": alloc.status},
-                )
-            alloc.status = "released"
+            # Releasing what is no longer active is 404, as the contract says.
+            self._active_locked(allocation_id, inactive_status=404).status = "released"
         self._sleep(self._scaled(RELEASE_MS))
+
+    def _active_locked(self, allocation_id: str, *, inactive_status: int) -> "_Allocation":
+        """The active allocation with this id; EmulatorError otherwise."""
+        self._expire_locked(self.clock())
+        alloc = self._allocations.get(allocation_id)
+        if alloc is None:
+            raise EmulatorError(404, "allocation_not_found", "unknown allocation", {"allocation_id": allocation_id})
+        if alloc.status != "active":
+            raise EmulatorError(
+                inactive_status,
+                "allocation_not_active",
+                f"allocation is {alloc.status}",
+                {"allocation_id": allocation_id, "status": alloc.status},
+            )
+        return alloc
 
     # --- admin ---------------------------------------------------------------------
 

@@ -58,11 +58,17 @@ class Worker:
     def invoke(self, event: object, request_id: str) -> dict:
         timeout = self.function.timeout
         deadline_ms = int(time.time() * 1000) + timeout * 1000
-        self.proc.stdin.write(json.dumps({"event": event, "context": {"request_id": request_id, "deadline_ms": deadline_ms}}) + "\n")
-        self.proc.stdin.flush()
+        exited = {"error": {"errorType": "Runtime.ExitError", "errorMessage": "the function's process exited", "stackTrace": []}}
+        try:
+            self.proc.stdin.write(json.dumps({"event": event, "context": {"request_id": request_id, "deadline_ms": deadline_ms}}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            return exited
         reply = self._read(deadline=time.monotonic() + timeout)
         if reply is None:
-            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "the function's process exited", "stackTrace": []}}
+            self.kill()
+            return exited
         if reply.get("timeout"):
             self.kill()
             return {"error": {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout:.2f} seconds", "stackTrace": []}}

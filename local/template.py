@@ -59,8 +59,14 @@ class Route:
     def matches(self, method: str, path: str) -> dict | None:
         if self.method not in ("ANY", method.upper()):
             return None
-        pattern = "^" + re.sub(r"\\{(\w+)\\\+?\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
-        match = re.match(pattern, path)
+        pattern = ""
+        for piece in re.split(r"(\{\w+\+?\})", self.path):
+            if piece.startswith("{"):
+                name = piece.strip("{}+")
+                pattern += f"(?P<{name}>.+)" if piece.endswith("+}") else f"(?P<{name}>[^/]+)"
+            else:
+                pattern += re.escape(piece)
+        match = re.fullmatch(pattern, path)
         return match.groupdict() if match else None
 
 

@@ -1,0 +1,67 @@
+"""LeaseRepository on moto: every transition is conditional on the state."""
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from harpoon.adapters.leases import LeaseRepository
+from harpoon.errors import LeaseConflictError
+
+
+@pytest.fixture
+def repo(aws_credentials):
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(TableName="leases", BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "lease_id", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "lease_id", "KeyType": "HASH"}])
+        yield LeaseRepository("leases", client, clock=lambda: 1000)
+
+
+def begin(repo, lease_id="r1"):
+    return repo.begin(lease_id=lease_id, model="m", pool_id="p", idempotency_key="k", duration_seconds=300)
+
+
+def test_lifecycle_and_version(repo):
+    begin(repo)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1300)
+    lease = repo.get("r1")
+    assert (lease.status, lease.allocation_id, lease.expires_at, lease.version) == ("ACTIVE", "a1", 1300, 2)
+    assert repo.mark_released("r1") is True
+    assert repo.get("r1").status == "RELEASED" and repo.get("r1").version == 3
+    assert repo.mark_released("r1") is False  # idempotent, no second transition
+
+
+def test_a_retried_begin_takes_over_a_pending_lease_only(repo):
+    begin(repo)
+    begin(repo)  # the step was retried before HostedAI answered
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
+    with pytest.raises(LeaseConflictError, match="ACTIVE"):
+        begin(repo)
+
+
+def test_transitions_from_the_wrong_state_conflict(repo):
+    with pytest.raises(LeaseConflictError):
+        repo.activate("missing", allocation_id="a", assigned_gpu="g", expires_at=1)
+    begin(repo)
+    repo.mark_failed("r1", "refused")
+    with pytest.raises(LeaseConflictError):
+        repo.activate("r1", allocation_id="a", assigned_gpu="g", expires_at=1)
+    assert repo.mark_abandoned("r1") is False
+    assert repo.get("r1").status == "FAILED"
+
+
+def test_release_failure_then_release(repo):
+    begin(repo)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
+    repo.mark_release_failed("r1", "HostedAI 500")
+    repo.mark_release_failed("r1", "HostedAI 500 again")
+    assert repo.get("r1").status == "RELEASE_FAILED"
+    assert repo.mark_released("r1") is True
+
+
+def test_abandon_only_pending(repo):
+    begin(repo)
+    assert repo.mark_abandoned("r1") is True
+    assert repo.get("r1").status == "ABANDONED"
+    assert repo.get("nope") is None
