@@ -115,11 +115,31 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 self.wfile.write(body)
             print(summarize(self.command, self.path, status, body, (time.perf_counter() - started) * 1000), file=log, flush=True)
 
-        def _dispatch(self) -> tuple[int, dict, bytes]:
+        def _read_body(self) -> bytes | None:
+            """The request body (Content-Length or chunked); None past the limit."""
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                chunks, size = [], 0
+                while True:
+                    chunk_size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if chunk_size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(chunks)
+                    size += chunk_size
+                    if size > MAX_PAYLOAD:
+                        return None
+                    chunks.append(self.rfile.read(chunk_size))
+                    self.rfile.readline()
             length = int(self.headers.get("content-length") or 0)
             if length > MAX_PAYLOAD:
+                return None
+            return self.rfile.read(length) if length else b""
+
+        def _dispatch(self) -> tuple[int, dict, bytes]:
+            body = self._read_body()
+            if body is None:
+                self.close_connection = True  # the unread body must not become the next request
                 return 413, {}, b'{"message":"Request Entity Too Large"}'
-            body = self.rfile.read(length) if length else b""
             path = urlsplit(self.path).path
             for route in routes:
                 params = route.matches(self.command, path)
@@ -132,7 +152,11 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 key = key.lower()
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
             event = build_event(self.command, self.path, headers, body, route, params, self.client_address[0])
-            reply = invoke(route.function, event)
+            try:
+                reply = invoke(route.function, event)
+            except Exception as exc:  # throttled, or the function could not start
+                print(f"  function {route.function} not invoked: {type(exc).__name__}: {exc}", file=log, flush=True)
+                return 500, {}, b'{"message":"Internal Server Error"}'
             if "error" in reply:
                 print(f"  function {route.function} failed: {reply['error'].get('errorType')}: {reply['error'].get('errorMessage')}", file=log, flush=True)
                 return 500, {}, b'{"message":"Internal Server Error"}'

@@ -45,8 +45,9 @@ first (never scaled); then ``fail_next`` (deterministic), else ``error_rate``,
 else ``timeout_rate`` is drawn from a seeded ``random.Random``. An injected
 error answers ``status`` without doing anything. An injected timeout performs
 the call normally (so an allocation IS created, a release IS done: a lost
-response), then hangs ``hang_ms`` and answers 504. Both answer with code
-``injected_fault``.
+response), then hangs ``hang_ms`` and answers 504. Errors answer with the
+fault's ``code`` (default ``injected_fault``; e.g. ``no_capacity`` with status
+503 is what a full pool answers); timeouts with ``injected_fault``.
 """
 
 from __future__ import annotations
@@ -376,6 +377,7 @@ class _FaultDecision:
     kind: str | None  # None | "fail_next" | "error" | "timeout"
     status: int
     hang_s: float
+    code: str
 
 
 def _default_fault() -> dict:
@@ -386,6 +388,7 @@ def _default_fault() -> dict:
         "timeout_rate": 0.0,
         "fail_next": 0,
         "hang_ms": DEFAULT_HANG_MS,
+        "code": "injected_fault",
     }
 
 
@@ -409,6 +412,10 @@ def _validate_fault(endpoint: str, spec: Any) -> dict:
             if not _is_number(value) or not 0.0 <= value <= MAX_FAULT_DELAY_MS:
                 raise _validation(name, f"must be a number between 0 and {MAX_FAULT_DELAY_MS:g}")
             result[key] = float(value)
+        elif key == "code":
+            if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", value):
+                raise _validation(name, "must be a snake_case error code, e.g. no_capacity")
+            result[key] = value
         elif key == "fail_next":
             if not _is_int(value) or value < 0:
                 raise _validation(name, "must be a non-negative integer")
@@ -754,7 +761,7 @@ class HostedAIEmulator:
                 kind = "timeout"
             if kind is not None:
                 self._faults_injected[endpoint] += 1
-            return _FaultDecision(f["latency_ms"] / 1000.0, kind, f["status"], f["hang_ms"] / 1000.0)
+            return _FaultDecision(f["latency_ms"] / 1000.0, kind, f["status"], f["hang_ms"] / 1000.0, f["code"])
 
     def _chance(self, rate: float) -> bool:  # caller holds the lock
         if rate <= 0.0:
@@ -841,12 +848,12 @@ class HostedAIEmulator:
         decision = self._draw_fault(endpoint)
         self._sleep(decision.latency_s)  # injected latency is never scaled
         if decision.kind in ("fail_next", "error"):
-            extra = {"Retry-After": "1"} if decision.status == 429 else {}
+            extra = {"Retry-After": "1"} if decision.status in (429, 503) else {}
             return Response(
                 decision.status,
                 error_body(
                     "injected fault",
-                    "injected_fault",
+                    decision.code,
                     {"endpoint": endpoint, "kind": decision.kind, "status": decision.status},
                 ),
                 extra,

@@ -23,6 +23,14 @@ from local.template import REGION, Function
 RUNTIME = Path(__file__).with_name("runtime.py")
 
 
+class WorkerStartError(RuntimeError):
+    """The function's module failed to import (Lambda's init error)."""
+
+
+class Throttled(RuntimeError):
+    """More concurrent invocations than the function's limit (Lambda's 429)."""
+
+
 class Worker:
     def __init__(self, function: Function, env: dict[str, str], log: IO[str]) -> None:
         self.function = function
@@ -41,7 +49,7 @@ class Worker:
         first = self._read(deadline=time.monotonic() + 30)
         if first is None or "ready" not in first:
             self.kill()
-            raise RuntimeError(f"{function.logical_id} failed to start: {first}")
+            raise WorkerStartError(f"{function.logical_id} failed to start: {first}")
 
     def _pump(self) -> None:
         for line in self.proc.stdout:
@@ -53,7 +61,12 @@ class Worker:
             line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return {"timeout": True}
-        return json.loads(line) if line is not None else None
+        if line is None:
+            return None
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"protocol_error": line[:200]}
 
     def invoke(self, event: object, request_id: str) -> dict:
         timeout = self.function.timeout
@@ -72,6 +85,9 @@ class Worker:
         if reply.get("timeout"):
             self.kill()
             return {"error": {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout:.2f} seconds", "stackTrace": []}}
+        if "protocol_error" in reply:
+            self.kill()
+            return {"error": {"errorType": "Runtime.InvalidResponse", "errorMessage": reply["protocol_error"], "stackTrace": []}}
         return reply
 
     @property
@@ -85,7 +101,7 @@ class Worker:
 
 
 class FunctionPool:
-    def __init__(self, functions: dict[str, Function], base_env: dict[str, str], log_dir: Path, max_concurrency: int = 16) -> None:
+    def __init__(self, functions: dict[str, Function], base_env: dict[str, str], log_dir: Path, max_concurrency: int = 32) -> None:
         self.functions = functions
         self.by_name = {key: f for f in functions.values() for key in (f.logical_id, f.name, f.arn)}
         self.base_env = base_env
@@ -142,9 +158,11 @@ class FunctionPool:
         return self._start(function)
 
     def _release(self, function: Function, worker: Worker) -> None:
-        if worker.alive:
-            with self._lock:
+        with self._lock:
+            if worker.alive:
                 self._idle[function.logical_id].append(worker)
+            elif worker in self._all:
+                self._all.remove(worker)  # dead: drop it and its pipes
 
     def resolve(self, name_or_arn: str) -> Function:
         key = name_or_arn.split(":$LATEST")[0]
@@ -155,12 +173,17 @@ class FunctionPool:
     def invoke(self, name_or_arn: str, event: object) -> dict:
         """{"ok": result} or {"error": {errorType, errorMessage, stackTrace}}."""
         function = self.resolve(name_or_arn)
-        with self._slots[function.logical_id]:
+        slots = self._slots[function.logical_id]
+        if not slots.acquire(blocking=False):  # Lambda throttles rather than queues
+            raise Throttled(f"{function.logical_id}: more than {self.max_concurrency} concurrent invocations")
+        try:
             worker = self._acquire(function)
             try:
                 return worker.invoke(event, str(uuid.uuid4()))
             finally:
                 self._release(function, worker)
+        finally:
+            slots.release()
 
     def close(self) -> None:
         with self._lock:

@@ -39,7 +39,17 @@ def make_before_call_handler(invoke: Invoker):
         name = function_name_from_path(params["url_path"])
         body = params.get("body") or b"{}"
         event = json.loads(body if isinstance(body, (bytes, str)) else body.read())
-        reply = invoke(name, event)
+        try:
+            reply = invoke(name, event)
+        except Exception as exc:  # the Lambda *service* failed: a ClientError, as from AWS
+            from botocore.exceptions import ClientError
+
+            code = "TooManyRequestsException" if type(exc).__name__ == "Throttled" else "ServiceException"
+            status = 429 if code == "TooManyRequestsException" else 500
+            raise ClientError(
+                {"Error": {"Code": code, "Message": str(exc)}, "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local"}},
+                "Invoke",
+            ) from None
         parsed = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "ResponseMetadata": {"HTTPStatusCode": 200}}
         if "error" in reply:
             payload = json.dumps(reply["error"]).encode()

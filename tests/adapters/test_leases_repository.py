@@ -36,7 +36,8 @@ def test_a_retried_begin_takes_over_a_pending_lease_only(repo):
     begin(repo)
     begin(repo)  # the step was retried before HostedAI answered
     repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
-    with pytest.raises(LeaseConflictError, match="ACTIVE"):
+    repo.mark_released("r1")
+    with pytest.raises(LeaseConflictError, match="RELEASED"):
         begin(repo)
 
 
@@ -65,3 +66,29 @@ def test_abandon_only_pending(repo):
     assert repo.mark_abandoned("r1") is True
     assert repo.get("r1").status == "ABANDONED"
     assert repo.get("nope") is None
+
+
+def test_a_repeated_activate_is_a_no_op_but_another_allocation_conflicts(repo):
+    begin(repo)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)  # retried write
+    with pytest.raises(LeaseConflictError):
+        repo.activate("r1", allocation_id="a2", assigned_gpu="g", expires_at=1)
+
+
+def test_begin_returns_an_active_lease_with_the_same_key_only(repo):
+    begin(repo)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1300)
+    again = begin(repo)
+    assert (again.status, again.allocation_id) == ("ACTIVE", "a1")
+    with pytest.raises(LeaseConflictError):
+        repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="other", duration_seconds=1)
+
+
+def test_note_outcome_only_on_a_pending_lease(repo):
+    begin(repo)
+    repo.note_outcome("r1", "refused")
+    assert (repo.get("r1").status, repo.get("r1").last_outcome) == ("PENDING", "refused")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
+    repo.note_outcome("r1", "unknown")  # ignored: no longer pending
+    assert (repo.get("r1").status, repo.get("r1").last_outcome) == ("ACTIVE", "refused")

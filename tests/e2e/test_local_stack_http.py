@@ -99,3 +99,12 @@ def test_concurrent_requests_all_succeed_and_release(client, stack):
     assert [r.status_code for r in responses] == [200] * len(texts), [r.text for r in responses if r.status_code != 200]
     assert len({r.json()["allocation"]["allocation_id"] for r in responses}) == len(texts)
     assert stack.allocations() == []
+
+
+def test_chunked_request_body_is_read(client):
+    def chunks():
+        yield b'{"text": '
+        yield b'"Hello"}'
+
+    response = client.post("/v2/process", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text

@@ -511,3 +511,12 @@ def test_cli_starts_and_stops_on_sigterm():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+
+def test_fault_code_setting_models_a_full_pool(client):
+    r = client.post("/_emulator/faults", json={"allocate": {"error_rate": 1.0, "status": 503, "code": "no_capacity"}})
+    assert r.status_code == 200 and r.json()["allocate"]["code"] == "no_capacity"
+    r = allocate(client)
+    assert r.status_code == 503 and r.json()["code"] == "no_capacity" and r.headers["Retry-After"] == "1"
+    assert client.post("/_emulator/faults", json={"allocate": {"code": "Not A Code"}}).status_code == 422

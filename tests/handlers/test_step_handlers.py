@@ -99,10 +99,13 @@ def test_a_refused_allocate_marks_the_lease_failed(aws, emulator, lambda_context
 
 
 def test_allocate_with_no_capacity_leaves_the_lease_pending_for_a_retry(aws, emulator, lambda_context):
-    faults(emulator, allocate={"error_rate": 1.0, "status": 503})
-    with pytest.raises(errors.UpstreamUnavailableError):
+    faults(emulator, allocate={"error_rate": 1.0, "status": 503, "code": "no_capacity"})
+    with pytest.raises(errors.NoCapacityError):
         load_handler("allocate").lambda_handler(load_event("allocate"), lambda_context)
-    assert lease(aws, load_event("allocate")["request_id"])["status"]["S"] == "PENDING"
+    rid = load_event("allocate")["request_id"]
+    assert (lease(aws, rid)["status"]["S"], lease(aws, rid)["last_outcome"]["S"]) == ("PENDING", "refused")
+    out = load_handler("release").lambda_handler({"request_id": rid, "allocation": None}, lambda_context)
+    assert out["status"] == "nothing_to_release" and lease(aws, rid)["status"]["S"] == "FAILED"
 
 
 def test_allocate_on_a_finished_lease_is_a_conflict(aws, emulator, lambda_context):
@@ -167,3 +170,12 @@ def test_api_unknown_route_is_a_json_404(aws, lambda_context):
     response = load_handler("api").lambda_handler(event, lambda_context)
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["code"] == "not_found"
+
+
+def test_api_sample_event_carries_a_valid_process_body():
+    from harpoon.api import parse_process_request
+
+    event = load_event("api")
+    assert event["version"] == "2.0" and event["routeKey"] == "POST /v2/process"
+    request = parse_process_request(event["headers"]["content-type"], event["body"].encode())
+    assert request.text == "Hello"

@@ -148,3 +148,45 @@ def test_function_errors_timeouts_and_crashes(pool):
     assert pool.invoke("p-Fn", {"sleep": 3})["error"]["errorType"] == "Sandbox.Timedout"
     assert pool.invoke("p-Fn", {"crash": True})["error"]["errorType"] == "Runtime.ExitError"
     assert "ok" in pool.invoke("p-Fn", {})  # a fresh worker replaces the dead ones
+
+
+def test_invocations_past_the_concurrency_limit_are_throttled(pool):
+    import threading
+
+    from local.functions import Throttled
+
+    pool.max_concurrency = 1
+    pool._slots["Fn"] = threading.Semaphore(1)
+    started = threading.Event()
+    results = []
+
+    def slow():
+        started.set()
+        results.append(pool.invoke("Fn", {"sleep": 0.5}))
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    started.wait()
+    import time
+
+    time.sleep(0.1)
+    with pytest.raises(Throttled):
+        pool.invoke("Fn", {})
+    thread.join()
+    assert "ok" in results[0]
+
+
+def test_throttling_reaches_step_functions_as_a_lambda_service_error():
+    from botocore.exceptions import ClientError
+
+    from local.functions import Throttled
+
+    def throttled(name, event):
+        raise Throttled("busy")
+
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    lambda_hook.install(throttled, session=session)
+    client = session.client("lambda", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ClientError) as info:
+        client.invoke(FunctionName="f", Payload=b"{}")
+    assert info.value.response["Error"]["Code"] == "TooManyRequestsException"

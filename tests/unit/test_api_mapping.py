@@ -79,7 +79,6 @@ def failed(error, cause=None, status="FAILED"):
         ("UpstreamConnectionError", 502),
         ("UpstreamRejectedError", 502),
         ("UpstreamAuthError", 502),
-        ("States.Timeout", 504),
         ("StepTimeoutError", 504),
         ("WorkflowError", 500),
         ("Sandbox.Timedout", 504),

@@ -11,7 +11,7 @@ from harpoon.adapters.hostedai import HostedAIClient, Timeouts
 
 
 def client_for(handler) -> HostedAIClient:
-    return HostedAIClient("http://hostedai.test/", api_key=lambda: "sekret", transport=httpx.MockTransport(handler),
+    return HostedAIClient("http://hostedai.test/", api_key=lambda refresh=False: "sekret", transport=httpx.MockTransport(handler),
                           timeouts=Timeouts(connect=1, default=2, inference=3))
 
 
@@ -107,3 +107,33 @@ def test_a_success_without_the_contract_fields_is_a_permanent_error():
     with pytest.raises(errors.UpstreamRejectedError):
         client_for(lambda r: httpx.Response(200, text="not json")).infer(
             allocation_id="a", model="m", prompt="p", max_tokens=1)
+
+
+def test_a_401_refetches_the_key_once_then_succeeds():
+    keys = iter(["old", "rotated"])
+    fetched = []
+
+    def api_key(refresh=False):
+        fetched.append(refresh)
+        return next(keys)
+
+    def handler(request):
+        if request.headers["Authorization"] == "Bearer rotated":
+            return httpx.Response(204)
+        return httpx.Response(401, json={"error": "bad key"})
+
+    client = HostedAIClient("http://h", api_key=api_key, transport=httpx.MockTransport(handler))
+    assert client.release("a") is True
+    assert fetched == [False, True]
+
+
+def test_a_401_after_refresh_is_a_permanent_auth_error():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(401, json={"error": "bad key"})
+
+    with pytest.raises(errors.UpstreamAuthError):
+        client_for(handler).infer(allocation_id="a", model="m", prompt="p", max_tokens=1)
+    assert len(calls) == 2

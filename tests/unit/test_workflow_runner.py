@@ -61,3 +61,36 @@ def test_express_uses_start_sync_execution():
     result = WorkflowRunner(sfn, "arn:sm", "EXPRESS").run("r", {}, timeout_seconds=1)
     assert [c[0] for c in sfn.calls] == ["sync"]
     assert (result.status, result.error) == ("FAILED", "NoCapacityError")
+
+
+def test_express_read_timeout_becomes_a_workflow_timeout():
+    from botocore.exceptions import ReadTimeoutError
+
+    class Slow(FakeSfn):
+        def start_sync_execution(self, **kwargs):
+            raise ReadTimeoutError(endpoint_url="https://states")
+
+    with pytest.raises(WorkflowTimeout):
+        WorkflowRunner(Slow(["RUNNING"]), "arn:sm", "EXPRESS").run("r", {}, timeout_seconds=1)
+
+
+@pytest.mark.parametrize("machine_type", ["EXPRESS", "STANDARD"])
+def test_step_functions_refusals_become_start_errors(machine_type):
+    from botocore.exceptions import ClientError
+
+    from harpoon.adapters.workflow import WorkflowStartError
+
+    class Throttled(FakeSfn):
+        def _refuse(self, **kwargs):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "StartExecution")
+
+        start_execution = start_sync_execution = _refuse
+
+    with pytest.raises(WorkflowStartError, match="ThrottlingException"):
+        WorkflowRunner(Throttled(["RUNNING"]), "arn:sm", machine_type).run("r", {}, timeout_seconds=1)
+
+
+def test_payload_is_sent_as_utf8_not_escaped():
+    sfn, clock = FakeSfn(["SUCCEEDED"]), Clock()
+    WorkflowRunner(sfn, "arn:sm", "STANDARD", clock=clock, sleep=clock.sleep).run("r", {"text": "héllo 日本"}, timeout_seconds=1)
+    assert sfn.calls[0][1]["input"] == '{"text":"héllo 日本"}'

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from pydantic import ValidationError
 
 from harpoon import __version__
-from harpoon.adapters.workflow import WorkflowResult, WorkflowRunner, WorkflowTimeout
+from harpoon.adapters.workflow import WorkflowResult, WorkflowRunner, WorkflowStartError, WorkflowTimeout
 from harpoon.models import (
     ACCEPTED_DEPLOYMENTS,
     DEPLOYMENT_ALIASES,
@@ -51,6 +51,13 @@ def _api_error(exc: ApiError) -> Response:
     return error_response(exc)
 
 
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    # Anything unplanned still answers in the documented error shape.
+    logger.exception("unhandled error")
+    return error_response(ApiError(500, "internal_error", "the request failed inside Harpoon", {"error": type(exc).__name__}))
+
+
 @app.not_found
 def _not_found(_exc) -> Response:
     event = app.current_event
@@ -77,7 +84,15 @@ def process() -> Response:
         result = runner.run(
             request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
         )
-    except WorkflowTimeout as exc:
+    except WorkflowStartError as exc:
+        raise ApiError(
+            503,
+            "workflow_unavailable",
+            f"Step Functions did not run or report the request workflow ({exc.reason}); retry later",
+            {"request_id": request_id},
+            headers={"Retry-After": "1"},
+        ) from None
+    except WorkflowTimeout:
         raise ApiError(
             504,
             "workflow_timeout",
@@ -154,7 +169,7 @@ _UPSTREAM_502 = {
     "UpstreamAuthError",
 }
 _BUSY_503 = {"NoCapacityError", "UpstreamRateLimitedError"}
-_TIMEOUT_504 = {"StepTimeoutError", "States.Timeout", "Sandbox.Timedout"}
+_TIMEOUT_504 = {"StepTimeoutError", "Sandbox.Timedout"}
 
 
 def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
@@ -238,7 +253,5 @@ def _runner() -> WorkflowRunner:
     # EXPRESS answers on the StartSyncExecution call: its read timeout bounds
     # the wait, and it is never retried (that would start a second execution).
     express = settings.state_machine_type == "EXPRESS"
-    sfn = aws.client(
-        "stepfunctions", read_timeout=settings.sync_timeout_seconds + 1, max_attempts=1 if express else 3
-    )
+    sfn = aws.client("stepfunctions", read_timeout=settings.sync_timeout_seconds, max_attempts=1 if express else 3)
     return WorkflowRunner(sfn, settings.require("state_machine_arn"), settings.state_machine_type)

@@ -22,7 +22,9 @@ def hostedai() -> HostedAIClient:
     secret_arn = settings.require("hosted_ai_secret_arn")
     return HostedAIClient(
         settings.require("hosted_ai_base_url"),
-        api_key=lambda: get_hosted_ai_api_key(secret_arn, max_age=settings.secret_max_age_seconds),
+        api_key=lambda refresh=False: get_hosted_ai_api_key(
+            secret_arn, max_age=settings.secret_max_age_seconds, force_fetch=refresh
+        ),
         timeouts=Timeouts(
             connect=settings.hosted_ai_connect_timeout,
             default=settings.hosted_ai_timeout,

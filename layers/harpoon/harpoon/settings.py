@@ -67,7 +67,7 @@ def get_settings() -> Settings:
         lease_duration_seconds=int(_float("LEASE_DURATION_SECONDS", 300)),
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
         state_machine_type=machine_type,
-        sync_timeout_seconds=_float("SYNC_TIMEOUT_SECONDS", 28.0),
+        sync_timeout_seconds=_float("SYNC_TIMEOUT_SECONDS", 25.0),
         classifier_threshold=_float("CLASSIFIER_THRESHOLD", 0.5),
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
     )

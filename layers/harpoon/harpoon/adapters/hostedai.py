@@ -52,14 +52,15 @@ class HostedAIClient:
     def __init__(
         self,
         base_url: str,
-        api_key: Callable[[], str],
+        api_key: Callable[..., str],
         *,
         timeouts: Timeouts = Timeouts(),
         transport: httpx.BaseTransport | None = None,
         user_agent: str = "harpoon",
     ) -> None:
-        # api_key is a callable so the secret is fetched (and cached) by the
-        # caller's policy and never stored on a long-lived object.
+        # api_key(refresh=False) is a callable so the secret is fetched (and
+        # cached) by the caller's policy and never stored on a long-lived
+        # object; refresh=True must bypass any cache (the key was rotated).
         self._api_key = api_key
         self._timeouts = timeouts
         self._http = httpx.Client(
@@ -146,17 +147,12 @@ class HostedAIClient:
     # --- transport and error mapping ------------------------------------------
 
     def _call(self, method: str, path: str, operation: str, **kwargs) -> dict:
-        headers = {"Authorization": f"Bearer {self._api_key()}", **kwargs.pop("headers", {})}
-        try:
-            response = self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(
-                f"HostedAI {operation} timed out ({type(exc).__name__})", details={"operation": operation}
-            ) from None
-        except httpx.TransportError as exc:
-            raise UpstreamConnectionError(
-                f"HostedAI {operation} failed to connect ({type(exc).__name__})", details={"operation": operation}
-            ) from None
+        extra_headers = kwargs.pop("headers", {})
+        response = self._send(method, path, operation, self._api_key(), extra_headers, kwargs)
+        if response.status_code == 401:
+            # The cached key may predate a rotation: fetch it afresh, once.
+            # Safe to repeat: a 401 did nothing, and allocate is idempotent.
+            response = self._send(method, path, operation, self._api_key(refresh=True), extra_headers, kwargs)
         if response.status_code == 204:
             return {}
         if response.is_success:
@@ -168,9 +164,24 @@ class HostedAIClient:
                     status=response.status_code,
                 ) from None
             if not isinstance(data, dict):
-                raise UpstreamRejectedError(f"HostedAI {operation} answered a non-object body")
+                raise UpstreamRejectedError(
+                    f"HostedAI {operation} answered a non-object body", status=response.status_code
+                )
             return data
         raise error_for_response(operation, response)
+
+    def _send(self, method, path, operation, key, extra_headers, kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}", **extra_headers}
+        try:
+            return self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(
+                f"HostedAI {operation} timed out ({type(exc).__name__})", details={"operation": operation}
+            ) from None
+        except httpx.TransportError as exc:
+            raise UpstreamConnectionError(
+                f"HostedAI {operation} failed to connect ({type(exc).__name__})", details={"operation": operation}
+            ) from None
 
 
 def error_for_response(operation: str, response: httpx.Response) -> UpstreamError:

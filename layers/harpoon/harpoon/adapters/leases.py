@@ -1,4 +1,4 @@
-"""Allocation leases in DynamoDB: Harpoon's ledger of GPUs it holds.
+r"""Allocation leases in DynamoDB: Harpoon's ledger of GPUs it holds.
 
 One item per request (lease_id = request id). Every transition is a
 conditional write on the current status, so two executions (or a step and a
@@ -44,6 +44,9 @@ class Lease:
     assigned_gpu: str | None = None
     expires_at: int | None = None
     version: int = 0
+    # Of the last failed allocate attempt: "refused" (HostedAI answered, no
+    # GPU was created) or "unknown" (a timeout or 5xx may hide one).
+    last_outcome: str | None = None
 
 
 def _s(value: str) -> dict:
@@ -62,7 +65,9 @@ class LeaseRepository:
 
     def begin(self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, duration_seconds: int) -> Lease:
         """Record the intent to allocate. Idempotent for a retried step: an
-        existing PENDING lease is taken over; any other state is a conflict."""
+        existing PENDING lease is taken over, and an ACTIVE one with the same
+        idempotency key is returned as it is (the first run finished but its
+        answer was lost); any other state is a conflict."""
         now = int(self._clock())
         item = {
             "lease_id": _s(lease_id),
@@ -85,6 +90,8 @@ class LeaseRepository:
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
             existing = self.get(lease_id)
+            if existing and existing.status == ACTIVE and existing.idempotency_key == idempotency_key:
+                return existing
             raise LeaseConflictError(
                 f"lease {lease_id} is already {existing.status if existing else 'gone'}",
                 details={"lease_id": lease_id},
@@ -92,12 +99,19 @@ class LeaseRepository:
         return Lease(lease_id, PENDING, model, pool_id, idempotency_key, expires_at=now + duration_seconds, version=1)
 
     def activate(self, lease_id: str, *, allocation_id: str, assigned_gpu: str, expires_at: int) -> None:
+        """PENDING -> ACTIVE. Also succeeds when the lease is already ACTIVE
+        with this allocation (a write retried after it had landed)."""
         self._transition(
             lease_id,
             from_states=(PENDING,),
             to_state=ACTIVE,
             extra={"allocation_id": _s(allocation_id), "assigned_gpu": _s(assigned_gpu), "expires_at": _n(expires_at)},
+            or_already="allocation_id",
         )
+
+    def note_outcome(self, lease_id: str, outcome: str) -> None:
+        """Record on a PENDING lease how its last allocate attempt failed."""
+        self._transition(lease_id, from_states=(PENDING,), to_state=PENDING, extra={"last_outcome": _s(outcome)}, strict=False)
 
     def mark_failed(self, lease_id: str, reason: str) -> None:
         self._transition(lease_id, from_states=(PENDING,), to_state=FAILED, extra={"reason": _s(reason[:500])})
@@ -137,28 +151,45 @@ class LeaseRepository:
             assigned_gpu=item.get("assigned_gpu", {}).get("S"),
             expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
             version=int(item.get("version", {}).get("N", 0)),
+            last_outcome=item.get("last_outcome", {}).get("S"),
         )
 
     def _transition(
-        self, lease_id: str, *, from_states: tuple[str, ...], to_state: str, extra: dict | None = None, strict=True
+        self,
+        lease_id: str,
+        *,
+        from_states: tuple[str, ...],
+        to_state: str,
+        extra: dict | None = None,
+        strict=True,
+        or_already: str | None = None,
     ) -> bool:
+        """Conditional update, only from `from_states`; with `or_already` (an
+        attribute of `extra`), also when the item is already in `to_state`
+        with that attribute's new value, so a repeated write is a no-op."""
         names = {"#s": "status", "#v": "version", "#u": "updated_at"}
         values = {":to": _s(to_state), ":now": _n(int(self._clock())), ":one": _n(1)}
         sets = ["#s = :to", "#u = :now"]
+        placeholder = {}
         for i, (key, value) in enumerate((extra or {}).items()):
             names[f"#e{i}"] = key
             values[f":e{i}"] = value
             sets.append(f"#e{i} = :e{i}")
+            placeholder[key] = i
         allowed = []
         for i, state in enumerate(from_states):
             values[f":f{i}"] = _s(state)
             allowed.append(f":f{i}")
+        condition = f"#s IN ({', '.join(allowed)})"
+        if or_already:
+            i = placeholder[or_already]
+            condition = f"({condition} OR (#s = :to AND #e{i} = :e{i}))"
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key={"lease_id": _s(lease_id)},
                 UpdateExpression=f"SET {', '.join(sets)} ADD #v :one",
-                ConditionExpression=f"attribute_exists(lease_id) AND #s IN ({', '.join(allowed)})",
+                ConditionExpression=f"attribute_exists(lease_id) AND {condition}",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )

@@ -24,6 +24,15 @@ class WorkflowResult:
     execution_arn: str | None
 
 
+class WorkflowStartError(Exception):
+    """Step Functions refused or could not be reached (throttling, execution
+    limit, network): nothing ran, so the caller may retry."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class WorkflowTimeout(Exception):
     def __init__(self, execution_arn: str | None, waited_seconds: float) -> None:
         super().__init__(f"workflow still running after {waited_seconds:.1f} s")
@@ -47,21 +56,25 @@ class WorkflowRunner:
         self._sleep = sleep
 
     def run(self, name: str, payload: dict, *, timeout_seconds: float) -> WorkflowResult:
+        from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+
         # UTF-8, not \u escapes: Step Functions counts payload bytes (256 KB).
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        if self._type == "EXPRESS":
-            return self._run_sync(name, body, timeout_seconds)
-        return self._run_and_poll(name, body, timeout_seconds)
+        try:
+            if self._type == "EXPRESS":
+                return self._run_sync(name, body, timeout_seconds)
+            return self._run_and_poll(name, body, timeout_seconds)
+        except ReadTimeoutError:
+            # EXPRESS: the sync call's read timeout is the wait's bound.
+            raise WorkflowTimeout(None, timeout_seconds) from None
+        except ClientError as exc:
+            raise WorkflowStartError(exc.response.get("Error", {}).get("Code", "ClientError")) from None
+        except BotoCoreError as exc:
+            raise WorkflowStartError(type(exc).__name__) from None
 
     def _run_sync(self, name: str, body: str, timeout_seconds: float) -> WorkflowResult:
-        from botocore.exceptions import ReadTimeoutError
-
-        started = self._clock()
-        try:
-            response = self._sfn.start_sync_execution(stateMachineArn=self._arn, name=name, input=body)
-        except ReadTimeoutError:
-            raise WorkflowTimeout(None, self._clock() - started) from None
-        return _result(response)
+        # The client's read timeout (set by the caller) bounds this call.
+        return _result(self._sfn.start_sync_execution(stateMachineArn=self._arn, name=name, input=body))
 
     def _run_and_poll(self, name: str, body: str, timeout_seconds: float) -> WorkflowResult:
         started = self._clock()

@@ -10,28 +10,44 @@ from __future__ import annotations
 import time
 
 from harpoon.adapters.hostedai import HostedAIClient
-from harpoon.adapters.leases import LeaseRepository
+from harpoon.adapters.leases import ACTIVE, PENDING, RELEASE_FAILED, LeaseRepository
 from harpoon.domain.timing import ms_since
-from harpoon.errors import UpstreamError
 from harpoon.models import ReleaseInput, ReleaseOutput
 
 
 def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAIClient) -> ReleaseOutput:
     started = time.perf_counter()
-    if inp.allocation is None:
-        # Allocate never answered with an id. If its outcome is unknown (lease
-        # still PENDING, e.g. after timeouts), flag it for the cleanup, which
-        # can learn the id from HostedAI by the lease's idempotency key.
-        leases.mark_abandoned(inp.request_id)
-        return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
-    lease_id = inp.allocation.lease_id
+    if inp.allocation is not None:
+        lease_id, allocation_id = inp.allocation.lease_id, inp.allocation.allocation_id
+    else:
+        # Allocate's output never reached the workflow. Its lease says whether
+        # a GPU exists anyway (e.g. the step finished but its answer was lost).
+        lease = leases.get(inp.request_id)
+        if lease is None or lease.status not in (ACTIVE, RELEASE_FAILED) or not lease.allocation_id:
+            if lease is not None and lease.status == PENDING:
+                if lease.last_outcome == "refused":
+                    leases.mark_failed(inp.request_id, "HostedAI refused every allocate attempt")
+                else:
+                    # Outcome unknown (timeouts, 5xx): flag it for the cleanup,
+                    # which can ask HostedAI by the lease's idempotency key.
+                    leases.mark_abandoned(inp.request_id)
+            return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
+        lease_id, allocation_id = lease.lease_id, lease.allocation_id
     try:
-        released_now = hostedai.release(inp.allocation.allocation_id)
-    except UpstreamError as exc:
-        # Keep the lease visible for reclaim, then let the state machine retry.
-        leases.mark_release_failed(lease_id, exc.message)
+        released_now = hostedai.release(allocation_id)
+    except Exception as exc:
+        # Whatever failed (HostedAI, the secret, a timeout), keep the lease
+        # visible for reclaim, then let the state machine retry.
+        _flag_quietly(leases, lease_id, str(exc))
         raise
     leases.mark_released(lease_id)
     return ReleaseOutput(
         status="released" if released_now else "already_gone", released=True, elapsed_ms=ms_since(started)
     )
+
+
+def _flag_quietly(leases: LeaseRepository, lease_id: str, reason: str) -> None:
+    try:
+        leases.mark_release_failed(lease_id, reason)
+    except Exception:  # the release error is the one to report
+        pass
