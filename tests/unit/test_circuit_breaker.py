@@ -1,0 +1,192 @@
+"""The circuit breaker's rules, on an in-memory repository with the same
+conditional-write semantics as DynamoDB (versions)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN, BreakerRecord
+from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
+
+B = "gpu-pool-1#qwen-30b"
+
+
+class FakeRepo:
+    def __init__(self):
+        self.items: dict[str, BreakerRecord] = {}
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def get(self, breaker_id):
+        with self.lock:
+            return self.items.get(breaker_id, BreakerRecord(breaker_id))
+
+    def put_if_version(self, record, expected_version):
+        with self.lock:
+            current = self.items.get(record.breaker_id, BreakerRecord(record.breaker_id))
+            if current.version != expected_version:
+                return False
+            self.items[record.breaker_id] = replace(record, version=expected_version + 1)
+            self.writes += 1
+            return True
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def repo():
+    return FakeRepo()
+
+
+def breaker(repo, clock, **config):
+    transitions = []
+    cb = CircuitBreaker(repo, BreakerConfig(cache_seconds=0, **config), clock=clock,
+                        on_transition=lambda b, old, new: transitions.append((old, new)))
+    cb.transitions = transitions
+    return cb
+
+
+def test_a_healthy_model_costs_no_write(repo, clock):
+    cb = breaker(repo, clock)
+    for i in range(50):
+        assert cb.allow(B, f"r{i}").allowed
+        cb.record_success(B, f"r{i}")
+    assert repo.writes == 0 and cb.state(B).state == CLOSED
+
+
+def test_opens_at_the_threshold_not_before(repo, clock):
+    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, failure_rate=0.5)
+    for i in range(4):
+        cb.record_failure(B, f"r{i}")
+    assert cb.state(B).state == CLOSED and cb.allow(B, "x").allowed
+    cb.record_failure(B, "r4")
+    state = cb.state(B)
+    assert state.state == OPEN and state.open_until == clock.now + 30
+    decision = cb.allow(B, "x")
+    assert not decision.allowed and decision.retry_after == 30 and decision.reason == "circuit open"
+    assert cb.transitions == [(CLOSED, OPEN)]
+
+
+def test_failure_rate_below_the_threshold_keeps_it_closed(repo, clock):
+    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, failure_rate=0.5)
+    cb.record_failure(B, "f0")
+    for i in range(10):
+        cb.record_success(B, f"s{i}")  # counted: the window holds a failure
+    for i in range(1, 5):
+        cb.record_failure(B, f"f{i}")
+    assert cb.state(B).state == CLOSED  # 5 failures of 15 calls = 33%
+
+
+def test_old_failures_slide_out_of_the_window(repo, clock):
+    cb = breaker(repo, clock, failure_threshold=5, window=60)
+    for i in range(4):
+        cb.record_failure(B, f"r{i}")
+    clock.now += 125  # two windows later: forgotten
+    cb.record_failure(B, "late")
+    assert cb.state(B).state == CLOSED and cb.state(B).cur_failures == 1
+
+
+def trip(cb):
+    for i in range(5):
+        cb.record_failure(B, f"trip{i}")
+    assert cb.state(B).state == OPEN
+
+
+def test_half_open_admits_one_probe_then_closes_on_success(repo, clock):
+    cb = breaker(repo, clock)
+    trip(cb)
+    clock.now += 31
+    first, second = cb.allow(B, "probe"), cb.allow(B, "other")
+    assert first.allowed and first.probe and not second.allowed
+    assert cb.allow(B, "probe").allowed  # the probe's own retry
+    cb.record_success(B, "other")  # not the probe: ignored
+    assert cb.state(B).state == HALF_OPEN
+    cb.record_success(B, "probe")
+    assert cb.state(B).state == CLOSED and cb.allow(B, "after").allowed
+    assert cb.transitions == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+
+
+def test_failed_probe_reopens_with_a_longer_cooldown_up_to_the_cap(repo, clock):
+    cb = breaker(repo, clock, cooldown=30, max_cooldown=100)
+    trip(cb)
+    cooldowns = []
+    for _ in range(3):
+        clock.now = cb.state(B).open_until
+        assert cb.allow(B, "p").allowed
+        cb.record_failure(B, "p")
+        state = cb.state(B)
+        assert state.state == OPEN
+        cooldowns.append(state.cooldown)
+    assert cooldowns == [60, 100, 100]
+
+
+def test_a_stale_probe_is_replaced(repo, clock):
+    cb = breaker(repo, clock, probe_ttl=10)
+    trip(cb)
+    clock.now += 31
+    assert cb.allow(B, "crashed").allowed
+    clock.now += 5
+    assert not cb.allow(B, "next").allowed
+    clock.now += 6
+    assert cb.allow(B, "next").probe
+
+
+def test_exactly_one_probe_among_20_concurrent_callers(repo, clock):
+    cb = breaker(repo, clock)
+    trip(cb)
+    clock.now += 31
+    barrier = threading.Barrier(20)
+    results = []
+
+    def caller(i):
+        own = CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock)  # one per "Lambda"
+        barrier.wait()
+        results.append(own.allow(B, f"c{i}").allowed)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+
+
+def test_concurrent_failures_are_never_lost(repo, clock):
+    cb_config = BreakerConfig(cache_seconds=0, failure_threshold=1000, minimum_calls=1000)
+    barrier = threading.Barrier(20)
+
+    def caller(i):
+        own = CircuitBreaker(repo, cb_config, clock=clock)
+        barrier.wait()
+        own.record_failure(B, f"c{i}")
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert repo.get(B).cur_failures == 20
+
+
+def test_cached_reads_spare_the_table(repo, clock):
+    calls = []
+    original = repo.get
+    repo.get = lambda b: calls.append(b) or original(b)
+    cb = CircuitBreaker(repo, BreakerConfig(cache_seconds=60), clock=clock)
+    for i in range(10):
+        cb.allow(B, f"r{i}")
+    assert len(calls) == 1
