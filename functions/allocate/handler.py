@@ -20,9 +20,13 @@ def lambda_handler(event, context):
         inp,
         leases=deps.leases(),
         hostedai=deps.hostedai(),
+        breaker=deps.breaker(),
         catalog=load_catalog(),
         pool_id=settings.hosted_ai_pool_id,
         duration_seconds=settings.lease_duration_seconds,
     )
-    logger.info("allocated", extra={"allocation_id": out.allocation_id, "gpu": out.assigned_gpu, "model": out.model})
+    logger.info(
+        "allocated",
+        extra={"allocation_id": out.allocation_id, "gpu": out.assigned_gpu, "model": out.model, "degraded": out.degraded},
+    )
     return out.model_dump(mode="json")

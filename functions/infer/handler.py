@@ -3,6 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from harpoon import deps
+from harpoon.catalog import load_catalog
 from harpoon.domain.infer import infer
 from harpoon.models import InferInput, parse_step_input
 
@@ -13,6 +14,6 @@ logger = Logger()
 def lambda_handler(event, context):
     inp = parse_step_input(InferInput, event)
     logger.append_keys(request_id=inp.request_id)
-    out = infer(inp, hostedai=deps.hostedai())
+    out = infer(inp, hostedai=deps.hostedai(), breaker=deps.breaker(), catalog=load_catalog())
     logger.info("inferred", extra={"model": out.model_used, "tokens": out.tokens_generated})
     return out.model_dump(mode="json")

@@ -76,13 +76,24 @@ def test_a_repeated_activate_is_a_no_op_but_another_allocation_conflicts(repo):
         repo.activate("r1", allocation_id="a2", assigned_gpu="g", expires_at=1)
 
 
-def test_begin_returns_an_active_lease_with_the_same_key_only(repo):
+def test_begin_returns_the_active_lease_of_the_same_request(repo):
     begin(repo)
     repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1300)
     again = begin(repo)
     assert (again.status, again.allocation_id) == ("ACTIVE", "a1")
+
+
+def test_takeover_keeps_the_earlier_attempt_and_retarget_records_the_fallback(repo):
+    first = begin(repo)
+    assert (first.model, first.idempotency_key, first.attempts) == ("m", "k", frozenset({"k|m"}))
+    repo.note_outcome("r1", "refused")
+    repo.retarget("r1", model="small", idempotency_key="k2", reason="m: no capacity")
+    again = repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", duration_seconds=300)
+    assert (again.model, again.idempotency_key, again.last_outcome, again.route_reason) == ("small", "k2", "refused", "m: no capacity")
+    assert again.attempts == frozenset({"k|m", "k2|small"})
+    repo.activate("r1", allocation_id="a", assigned_gpu="g", expires_at=1)
     with pytest.raises(LeaseConflictError):
-        repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="other", duration_seconds=1)
+        repo.retarget("r1", model="x", idempotency_key="k3", reason="late")
 
 
 def test_note_outcome_only_on_a_pending_lease(repo):

@@ -113,3 +113,10 @@ def test_success_body_has_the_documented_fields():
     assert result["allocation"] == {"allocation_id": "a", "assigned_gpu": "g", "pool_id": "p"}
     assert result["timings_ms"] == {"classify": 1.0, "allocate": 2.0, "infer": 4.0, "release": 5.0, "total": 20.0}
     assert result["deployment_used"] == "hostedai"
+
+
+def test_open_circuits_answer_503_with_the_breakers_retry_after():
+    cause = json.dumps({"errorMessage": "no model can serve now: qwen-30b: circuit open; gemma-270m: circuit open (retry after 17 s)"})
+    api_error = workflow_failure(failed("CircuitOpenError", cause), "r")
+    assert (api_error.status, api_error.code, api_error.headers["Retry-After"]) == (503, "circuit_open", "17")
+    assert api_error.details["retry_after_seconds"] == 17

@@ -4,34 +4,13 @@ conditional-write semantics as DynamoDB (versions)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
-
 import pytest
 
-from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN, BreakerRecord
+from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN
 from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
+from tests.fakes import FakeBreakerRepo
 
 B = "gpu-pool-1#qwen-30b"
-
-
-class FakeRepo:
-    def __init__(self):
-        self.items: dict[str, BreakerRecord] = {}
-        self.lock = threading.Lock()
-        self.writes = 0
-
-    def get(self, breaker_id):
-        with self.lock:
-            return self.items.get(breaker_id, BreakerRecord(breaker_id))
-
-    def put_if_version(self, record, expected_version):
-        with self.lock:
-            current = self.items.get(record.breaker_id, BreakerRecord(record.breaker_id))
-            if current.version != expected_version:
-                return False
-            self.items[record.breaker_id] = replace(record, version=expected_version + 1)
-            self.writes += 1
-            return True
 
 
 class Clock:
@@ -49,7 +28,7 @@ def clock():
 
 @pytest.fixture
 def repo():
-    return FakeRepo()
+    return FakeBreakerRepo()
 
 
 def breaker(repo, clock, **config):

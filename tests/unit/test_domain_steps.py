@@ -12,6 +12,7 @@ from harpoon.catalog import load_catalog
 from harpoon.domain.allocate import allocate, allocation_idempotency_key
 from harpoon.domain.release import release
 from harpoon.errors import (
+    CircuitOpenError,
     ConfigurationError,
     NoCapacityError,
     StepInputError,
@@ -22,7 +23,9 @@ from harpoon.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
 from harpoon.models import AllocateInput, AllocateOutput, ReleaseInput
+from tests.fakes import FakeBreakerRepo
 
 
 class FakeLeases:
@@ -36,10 +39,14 @@ class FakeLeases:
     def begin(self, *, lease_id, model, pool_id, idempotency_key, duration_seconds):
         self.events.append(("begin", lease_id, idempotency_key))
         lease = self.leases.get(lease_id)
-        if lease is None or lease.status == "PENDING":
+        if lease is None:
             lease = Lease(lease_id, "PENDING", model, pool_id, idempotency_key)
             self.leases[lease_id] = lease
         return lease
+
+    def retarget(self, lease_id, *, model, idempotency_key, reason):
+        self.events.append(("retarget", lease_id, model))
+        self._set(lease_id, model=model, idempotency_key=idempotency_key, route_reason=reason)
 
     def _set(self, lease_id, **changes):
         self.leases[lease_id] = replace(self.leases[lease_id], **changes)
@@ -55,6 +62,7 @@ class FakeLeases:
 
     def note_outcome(self, lease_id, outcome):
         self.events.append(("outcome", lease_id, outcome))
+        self._set(lease_id, last_outcome=outcome)
 
     def mark_abandoned(self, lease_id):
         self.events.append(("abandoned", lease_id))
@@ -72,13 +80,15 @@ class FakeLeases:
 
 
 class FakeHostedAI:
-    def __init__(self, error=None, released=True):
+    def __init__(self, error=None, released=True, errors_by_model=None):
         self.error, self.released, self.calls = error, released, []
+        self.errors_by_model = errors_by_model or {}
 
     def allocate(self, **kwargs):
         self.calls.append(("allocate", kwargs))
-        if self.error:
-            raise self.error
+        error = self.errors_by_model.get(kwargs["metadata"]["model"], self.error)
+        if error:
+            raise error
         return Allocation("a-1", "gpu-0", "active", "2026-11-26T15:00:00Z")
 
     def release(self, allocation_id):
@@ -88,15 +98,16 @@ class FakeHostedAI:
         return self.released
 
 
-def run_allocate(hostedai, leases, model="qwen-30b"):
-    return allocate(AllocateInput(request_id="req-1", model=model), leases=leases, hostedai=hostedai,
+def run_allocate(hostedai, leases, model="qwen-30b", breaker=None):
+    breaker = breaker or CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+    return allocate(AllocateInput(request_id="req-1", model=model), leases=leases, hostedai=hostedai, breaker=breaker,
                     catalog=load_catalog(), pool_id="pool", duration_seconds=300)
 
 
 def test_allocate_writes_intent_first_then_asks_for_the_model_requirements():
     leases, hostedai = FakeLeases(), FakeHostedAI()
     out = run_allocate(hostedai, leases)
-    key = allocation_idempotency_key("req-1")
+    key = allocation_idempotency_key("req-1", "qwen-30b")
     assert leases.events == [("begin", "req-1", key), ("activate", "req-1", "a-1")]
     call = hostedai.calls[0][1]
     assert call["idempotency_key"] == key and len(key) <= 64
@@ -105,7 +116,8 @@ def test_allocate_writes_intent_first_then_asks_for_the_model_requirements():
 
 
 def test_idempotency_key_is_stable_per_request_and_differs_between_requests():
-    assert allocation_idempotency_key("a") == allocation_idempotency_key("a") != allocation_idempotency_key("b")
+    assert allocation_idempotency_key("a", "m") == allocation_idempotency_key("a", "m") != allocation_idempotency_key("b", "m")
+    assert allocation_idempotency_key("a", "m") != allocation_idempotency_key("a", "n")
 
 
 def test_permanent_refusal_marks_the_lease_failed():
@@ -120,7 +132,6 @@ def test_permanent_refusal_marks_the_lease_failed():
     [
         (UpstreamUnavailableError("down", status=500), "unknown"),
         (UpstreamTimeoutError("slow"), "unknown"),
-        (NoCapacityError("full", status=503), "refused"),
         (UpstreamRateLimitedError("slow down", status=429), "refused"),
         (UpstreamConnectionError("refused"), "refused"),
     ],
@@ -198,7 +209,7 @@ def test_any_release_failure_flags_the_lease():
 
 
 def test_a_retried_allocate_after_success_returns_the_lease_without_a_second_gpu():
-    existing = Lease("req-1", "ACTIVE", "qwen-30b", "pool", allocation_idempotency_key("req-1"),
+    existing = Lease("req-1", "ACTIVE", "qwen-30b", "pool", allocation_idempotency_key("req-1", "qwen-30b"),
                      allocation_id="a-1", assigned_gpu="gpu-0", expires_at=1_800_000_000)
     hostedai = FakeHostedAI()
     out = run_allocate(hostedai, FakeLeases(existing))
@@ -218,3 +229,73 @@ def test_an_unparseable_success_leaves_the_outcome_unknown_not_failed():
     with pytest.raises(UpstreamRejectedError):
         run_allocate(FakeHostedAI(error=UpstreamRejectedError("garbled", status=200)), leases)
     assert [e[0] for e in leases.events] == ["begin"]
+
+
+def open_breaker(model):
+    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+    for i in range(5):
+        breaker.record_failure(f"pool#{model}", f"f{i}")
+    return breaker
+
+
+def test_open_breaker_falls_back_and_says_so():
+    leases, hostedai = FakeLeases(), FakeHostedAI()
+    out = run_allocate(hostedai, leases, breaker=open_breaker("qwen-30b"))
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: circuit open")
+    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["gemma-270m"]
+    assert hostedai.calls[0][1]["idempotency_key"] == allocation_idempotency_key("req-1", "gemma-270m")
+    assert ("retarget", "req-1", "gemma-270m") in leases.events
+
+
+def test_no_capacity_falls_back_without_counting_as_a_breaker_failure():
+    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+    hostedai = FakeHostedAI(errors_by_model={"qwen-30b": NoCapacityError("full", status=503)})
+    out = run_allocate(hostedai, FakeLeases(), breaker=breaker)
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
+    assert breaker.state("pool#qwen-30b").cur_failures == 0
+
+
+def test_nothing_can_serve_no_capacity_is_retryable():
+    hostedai = FakeHostedAI(error=NoCapacityError("full", status=503))
+    with pytest.raises(NoCapacityError, match="qwen-30b: no capacity; gemma-270m: no capacity"):
+        run_allocate(hostedai, FakeLeases())
+
+
+def test_nothing_can_serve_open_circuits_say_when_to_come_back():
+    breaker = open_breaker("qwen-30b")
+    for i in range(5):
+        breaker.record_failure("pool#gemma-270m", f"g{i}")
+    with pytest.raises(CircuitOpenError, match=r"retry after 30 s"):
+        run_allocate(FakeHostedAI(), FakeLeases(), breaker=breaker)
+
+
+def test_transient_failure_counts_against_the_breaker():
+    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+    with pytest.raises(UpstreamUnavailableError):
+        run_allocate(FakeHostedAI(error=UpstreamUnavailableError("down", status=500)), FakeLeases(), breaker=breaker)
+    assert breaker.state("pool#qwen-30b").cur_failures == 1
+
+
+def test_a_client_4xx_never_counts_against_the_breaker():
+    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+    with pytest.raises(UpstreamRejectedError):
+        run_allocate(FakeHostedAI(error=UpstreamRejectedError("bad", status=422)), FakeLeases(), breaker=breaker)
+    assert breaker.state("pool#qwen-30b").version == 0  # never written
+
+
+def test_a_retry_after_an_unknown_outcome_asks_the_same_model_again_even_if_its_circuit_opened():
+    existing = Lease("req-1", "PENDING", "qwen-30b", "pool", allocation_idempotency_key("req-1", "qwen-30b"),
+                     last_outcome="unknown")
+    hostedai = FakeHostedAI()
+    out = run_allocate(hostedai, FakeLeases(existing), breaker=open_breaker("qwen-30b"))
+    assert out.model == "qwen-30b" and not out.degraded  # found (or made) under the same key: no second GPU
+    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["qwen-30b"]
+
+
+def test_a_retry_resumes_at_the_fallback_an_earlier_attempt_chose():
+    existing = Lease("req-1", "PENDING", "gemma-270m", "pool", allocation_idempotency_key("req-1", "gemma-270m"),
+                     last_outcome="unknown", route_reason="qwen-30b: no capacity")
+    hostedai = FakeHostedAI()
+    out = run_allocate(hostedai, FakeLeases(existing))
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
+    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["gemma-270m"]

@@ -8,6 +8,7 @@ secret ever reaches a caller.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -168,7 +169,8 @@ _UPSTREAM_502 = {
     "UpstreamRejectedError",
     "UpstreamAuthError",
 }
-_BUSY_503 = {"NoCapacityError", "UpstreamRateLimitedError"}
+_BUSY_503 = {"NoCapacityError", "UpstreamRateLimitedError", "CircuitOpenError"}
+_BUSY_CODES = {"NoCapacityError": "no_capacity", "UpstreamRateLimitedError": "upstream_busy", "CircuitOpenError": "circuit_open"}
 _TIMEOUT_504 = {"StepTimeoutError", "Sandbox.Timedout"}
 
 
@@ -177,12 +179,14 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
     message = _cause_message(result.cause)
     details = {"request_id": request_id, "error": error}
     if error in _BUSY_503:
+        hinted = re.search(r"retry after (\d+) s", message)
+        retry_after = int(hinted.group(1)) if hinted else RETRY_AFTER_NO_CAPACITY_SECONDS
         return ApiError(
             503,
-            "no_capacity" if error == "NoCapacityError" else "upstream_busy",
-            f"no GPU capacity could be had after retries: {message}",
-            details,
-            headers={"Retry-After": str(RETRY_AFTER_NO_CAPACITY_SECONDS)},
+            _BUSY_CODES[error],
+            f"no model can serve this request now: {message}",
+            {**details, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
         )
     if error in _UPSTREAM_502:
         return ApiError(502, "upstream_error", f"HostedAI failed after retries: {message}", details)
@@ -198,7 +202,13 @@ def success_body(output: dict, total_ms: float) -> dict:
     return {
         "request_id": output["request_id"],
         "classification": classify["classification"],
-        "route": classify["route"],
+        # The model that served: the classifier's choice, or a labelled fallback.
+        "route": {
+            "model": allocation["model"],
+            "requested_model": classify["route"]["model"],
+            "degraded": bool(allocation.get("degraded")),
+            "reason": allocation.get("reason"),
+        },
         "allocation": {
             "allocation_id": allocation["allocation_id"],
             "assigned_gpu": allocation["assigned_gpu"],

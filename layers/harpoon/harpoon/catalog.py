@@ -40,6 +40,16 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown model {model_id!r}; known: {sorted(self.models)}") from None
 
+    def chain(self, model_id: str) -> list[ModelSpec]:
+        """The model, then its fallbacks in order (qwen-30b -> gemma-270m)."""
+        chain, seen = [], set()
+        spec: ModelSpec | None = self.get(model_id)
+        while spec is not None and spec.id not in seen:
+            chain.append(spec)
+            seen.add(spec.id)
+            spec = self.get(spec.fallback) if spec.fallback else None
+        return chain
+
     def for_tier(self, tier: str) -> ModelSpec:
         return self.get(self.default_complex if tier == "complex" else self.default_simple)
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from harpoon.adapters import aws
 from harpoon.adapters.hostedai import HostedAIClient, Timeouts
+from harpoon.adapters.breakers import BreakerRepository
 from harpoon.adapters.leases import LeaseRepository
 from harpoon.adapters.secrets import get_hosted_ai_api_key
 from harpoon.settings import get_settings
@@ -33,9 +34,36 @@ def hostedai() -> HostedAIClient:
     )
 
 
+@lru_cache(maxsize=1)
+def breaker():
+    from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
+
+    settings = get_settings()
+    config = BreakerConfig(
+        failure_threshold=settings.breaker_failure_threshold,
+        minimum_calls=settings.breaker_minimum_calls,
+        failure_rate=settings.breaker_failure_rate,
+        window=settings.breaker_window_seconds,
+        cooldown=settings.breaker_cooldown_seconds,
+        max_cooldown=settings.breaker_max_cooldown_seconds,
+        cache_seconds=settings.breaker_cache_seconds,
+        # A probe lasts at most one allocate call, connect included.
+        probe_ttl=settings.hosted_ai_timeout + settings.hosted_ai_connect_timeout + 5,
+    )
+    repo = BreakerRepository(settings.require("breakers_table"), aws.client("dynamodb"))
+    return CircuitBreaker(repo, config, on_transition=_log_transition)
+
+
+def _log_transition(breaker_id: str, old: str, new: str) -> None:
+    from aws_lambda_powertools import Logger
+
+    Logger().warning("circuit breaker transition", extra={"breaker": breaker_id, "from": old, "to": new})
+
+
 def reset() -> None:
     """Forget built dependencies (tests change the environment between cases)."""
     leases.cache_clear()
     hostedai.cache_clear()
+    breaker.cache_clear()
     aws.client.cache_clear()
     get_settings.cache_clear()

@@ -116,6 +116,14 @@ class ConfigurationError(HarpoonError):
     code = "configuration_error"
 
 
+class CircuitOpenError(HarpoonError):
+    """Every model that could serve the request has its circuit open (and none
+    lacked only capacity). Not retried: the breakers say when to come back,
+    in the message as "(retry after N s)"."""
+
+    code = "circuit_open"
+
+
 class LeaseConflictError(HarpoonError):
     """A lease is not in the state this step expects (another execution or the
     cleanup owns it)."""

@@ -102,7 +102,9 @@ class AllocateOutput(_StepModel):
     allocation_id: str
     assigned_gpu: str
     pool_id: str
-    model: str
+    model: str  # the model allocated for: the classifier's choice or a fallback
+    degraded: bool = False
+    reason: str | None = None  # why a fallback was taken
     expires_at: str | None = None
     elapsed_ms: float
 
@@ -110,6 +112,7 @@ class AllocateOutput(_StepModel):
 class InferInput(_StepModel):
     request_id: str
     allocation_id: str
+    pool_id: str
     model: str
     prompt: str = Field(min_length=1)
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT)

@@ -40,6 +40,14 @@ class Settings:
     sync_timeout_seconds: float
     classifier_threshold: float
     secret_max_age_seconds: int
+    breakers_table: str | None
+    breaker_failure_threshold: int
+    breaker_minimum_calls: int
+    breaker_failure_rate: float
+    breaker_window_seconds: float
+    breaker_cooldown_seconds: float
+    breaker_max_cooldown_seconds: float
+    breaker_cache_seconds: float
 
     def require(self, field: str) -> str:
         """The value of a setting that this caller cannot work without."""
@@ -70,4 +78,12 @@ def get_settings() -> Settings:
         sync_timeout_seconds=_float("SYNC_TIMEOUT_SECONDS", 25.0),
         classifier_threshold=_float("CLASSIFIER_THRESHOLD", 0.5),
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
+        breakers_table=os.environ.get("BREAKERS_TABLE") or None,
+        breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),
+        breaker_minimum_calls=int(_float("BREAKER_MINIMUM_CALLS", 5)),
+        breaker_failure_rate=_float("BREAKER_FAILURE_RATE", 0.5),
+        breaker_window_seconds=_float("BREAKER_WINDOW_SECONDS", 60),
+        breaker_cooldown_seconds=_float("BREAKER_COOLDOWN_SECONDS", 30),
+        breaker_max_cooldown_seconds=_float("BREAKER_MAX_COOLDOWN_SECONDS", 300),
+        breaker_cache_seconds=_float("BREAKER_CACHE_SECONDS", 2),
     )

@@ -47,6 +47,10 @@ class Lease:
     # Of the last failed allocate attempt: "refused" (HostedAI answered, no
     # GPU was created) or "unknown" (a timeout or 5xx may hide one).
     last_outcome: str | None = None
+    # Every (idempotency key, model) this request has asked HostedAI for, so
+    # the cleanup can reconcile each of them.
+    attempts: frozenset = frozenset()
+    route_reason: str | None = None
 
 
 def _s(value: str) -> dict:
@@ -64,39 +68,63 @@ class LeaseRepository:
         self._clock = clock
 
     def begin(self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, duration_seconds: int) -> Lease:
-        """Record the intent to allocate. Idempotent for a retried step: an
-        existing PENDING lease is taken over, and an ACTIVE one with the same
-        idempotency key is returned as it is (the first run finished but its
-        answer was lost); any other state is a conflict."""
+        """Record the intent to allocate and return the lease as stored.
+
+        Idempotent for a retried step: an existing PENDING lease is taken over
+        as it is (model, key and last outcome of the earlier attempt kept),
+        and an ACTIVE one with the same request is returned (the first run
+        finished but its answer was lost). Any other state is a conflict."""
         now = int(self._clock())
-        item = {
-            "lease_id": _s(lease_id),
-            "status": _s(PENDING),
-            "model": _s(model),
-            "pool_id": _s(pool_id),
-            "idempotency_key": _s(idempotency_key),
-            "created_at": _n(now),
-            "updated_at": _n(now),
-            "expires_at": _n(now + duration_seconds),
-            "version": _n(1),
-        }
         try:
-            self._ddb.put_item(
+            item = self._ddb.update_item(
                 TableName=self._table,
-                Item=item,
+                Key={"lease_id": _s(lease_id)},
+                UpdateExpression=(
+                    "SET #s = :pending, model = if_not_exists(model, :model), pool_id = :pool, "
+                    "idempotency_key = if_not_exists(idempotency_key, :key), created_at = if_not_exists(created_at, :now), "
+                    "updated_at = :now, expires_at = if_not_exists(expires_at, :exp) "
+                    "ADD attempts :attempt, #v :one"
+                ),
                 ConditionExpression="attribute_not_exists(lease_id) OR #s = :pending",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":pending": _s(PENDING)},
-            )
+                ExpressionAttributeNames={"#s": "status", "#v": "version"},
+                ExpressionAttributeValues={
+                    ":pending": _s(PENDING),
+                    ":model": _s(model),
+                    ":pool": _s(pool_id),
+                    ":key": _s(idempotency_key),
+                    ":now": _n(now),
+                    ":exp": _n(now + duration_seconds),
+                    ":attempt": {"SS": [f"{idempotency_key}|{model}"]},
+                    ":one": _n(1),
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
         except self._ddb.exceptions.ConditionalCheckFailedException:
             existing = self.get(lease_id)
-            if existing and existing.status == ACTIVE and existing.idempotency_key == idempotency_key:
+            if existing and existing.status == ACTIVE:
                 return existing
             raise LeaseConflictError(
                 f"lease {lease_id} is already {existing.status if existing else 'gone'}",
                 details={"lease_id": lease_id},
             ) from None
-        return Lease(lease_id, PENDING, model, pool_id, idempotency_key, expires_at=now + duration_seconds, version=1)
+        return _lease(item)
+
+    def retarget(self, lease_id: str, *, model: str, idempotency_key: str, reason: str) -> None:
+        """Point a PENDING lease at a fallback model (and remember the attempt)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"lease_id": _s(lease_id)},
+                UpdateExpression="SET model = :m, idempotency_key = :k, route_reason = :r, updated_at = :now ADD attempts :a, #v :one",
+                ConditionExpression="#s = :pending",
+                ExpressionAttributeNames={"#s": "status", "#v": "version"},
+                ExpressionAttributeValues={
+                    ":m": _s(model), ":k": _s(idempotency_key), ":r": _s(reason[:500]), ":now": _n(int(self._clock())),
+                    ":a": {"SS": [f"{idempotency_key}|{model}"]}, ":one": _n(1), ":pending": _s(PENDING),
+                },
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            raise LeaseConflictError(f"lease {lease_id} is no longer PENDING", details={"lease_id": lease_id}) from None
 
     def activate(self, lease_id: str, *, allocation_id: str, assigned_gpu: str, expires_at: int) -> None:
         """PENDING -> ACTIVE. Also succeeds when the lease is already ACTIVE
@@ -139,20 +167,7 @@ class LeaseRepository:
         item = self._ddb.get_item(TableName=self._table, Key={"lease_id": _s(lease_id)}, ConsistentRead=True).get(
             "Item"
         )
-        if not item:
-            return None
-        return Lease(
-            lease_id=item["lease_id"]["S"],
-            status=item["status"]["S"],
-            model=item["model"]["S"],
-            pool_id=item["pool_id"]["S"],
-            idempotency_key=item["idempotency_key"]["S"],
-            allocation_id=item.get("allocation_id", {}).get("S"),
-            assigned_gpu=item.get("assigned_gpu", {}).get("S"),
-            expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
-            version=int(item.get("version", {}).get("N", 0)),
-            last_outcome=item.get("last_outcome", {}).get("S"),
-        )
+        return _lease(item) if item else None
 
     def _transition(
         self,
@@ -201,3 +216,20 @@ class LeaseRepository:
                 ) from None
             return False
         return True
+
+
+def _lease(item: dict) -> Lease:
+    return Lease(
+        lease_id=item["lease_id"]["S"],
+        status=item["status"]["S"],
+        model=item["model"]["S"],
+        pool_id=item["pool_id"]["S"],
+        idempotency_key=item["idempotency_key"]["S"],
+        allocation_id=item.get("allocation_id", {}).get("S"),
+        assigned_gpu=item.get("assigned_gpu", {}).get("S"),
+        expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+        version=int(item.get("version", {}).get("N", 0)),
+        last_outcome=item.get("last_outcome", {}).get("S"),
+        attempts=frozenset(item.get("attempts", {}).get("SS", [])),
+        route_reason=item.get("route_reason", {}).get("S"),
+    )

@@ -1,8 +1,17 @@
 """Allocate step: record the intent, get a vGPU from HostedAI, record the lease.
 
-The allocate call carries an Idempotency-Key derived from the request id, so a
-retried Lambda or a retried state gets the same allocation back instead of a
-second GPU; a retry after the first run had finished returns the lease as it is.
+Model choice: the classifier's model first, then its fallback chain from the
+catalog (qwen-30b -> gemma-270m). A model is skipped when its circuit breaker
+is open or HostedAI says its pool has no capacity; a fallback is labelled
+(`degraded`, `reason`). Nothing that can serve: NoCapacityError (a retry may
+find capacity) or CircuitOpenError (the breakers say when to come back).
+
+Idempotency: each (request, model) has its own Idempotency-Key, so a retried
+Lambda or state gets the same allocation back instead of a second GPU. A
+retried step takes the PENDING lease over as the earlier attempt left it; if
+that attempt's outcome was unknown (a timeout may have created a GPU) the same
+model and key are asked again first, whatever the breaker says: that call
+finds the lost allocation instead of adding a second one.
 """
 
 from __future__ import annotations
@@ -13,9 +22,11 @@ from datetime import datetime, timezone
 
 from harpoon.adapters.hostedai import HostedAIClient
 from harpoon.adapters.leases import ACTIVE, Lease, LeaseRepository
-from harpoon.catalog import Catalog
+from harpoon.catalog import Catalog, ModelSpec
+from harpoon.domain.breaker import CircuitBreaker
 from harpoon.domain.timing import ms_since
 from harpoon.errors import (
+    CircuitOpenError,
     NoCapacityError,
     PermanentUpstreamError,
     StepInputError,
@@ -23,17 +34,18 @@ from harpoon.errors import (
     UpstreamConnectionError,
     UpstreamRateLimitedError,
 )
+from harpoon.models import AllocateInput, AllocateOutput
 
 # Transient failures after which HostedAI certainly created nothing: it said
 # so (no capacity, rate limited) or was never reached. Timeouts and 5xx may
 # hide an allocation whose answer was lost.
 DEFINITE_REFUSALS = (NoCapacityError, UpstreamRateLimitedError, UpstreamConnectionError)
-from harpoon.models import AllocateInput, AllocateOutput
 
 
-def allocation_idempotency_key(request_id: str) -> str:
-    # <= 64 ASCII chars whatever the request id looks like.
-    return "harpoon-" + hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:48]
+def allocation_idempotency_key(request_id: str, model: str) -> str:
+    # <= 64 ASCII chars whatever the request id looks like; one per model,
+    # since HostedAI answers 409 to one key with other requirements.
+    return "harpoon-" + hashlib.sha256(f"{request_id}|{model}".encode("utf-8")).hexdigest()[:48]
 
 
 def allocate(
@@ -41,74 +53,119 @@ def allocate(
     *,
     leases: LeaseRepository,
     hostedai: HostedAIClient,
+    breaker: CircuitBreaker,
     catalog: Catalog,
     pool_id: str,
     duration_seconds: int,
 ) -> AllocateOutput:
     started = time.perf_counter()
     try:
-        spec = catalog.get(inp.model)
+        chain = catalog.chain(inp.model)
     except KeyError as exc:
         raise StepInputError(str(exc)) from None
-    key = allocation_idempotency_key(inp.request_id)
+    primary = chain[0]
     lease = leases.begin(
-        lease_id=inp.request_id, model=spec.id, pool_id=pool_id, idempotency_key=key, duration_seconds=duration_seconds
+        lease_id=inp.request_id,
+        model=primary.id,
+        pool_id=pool_id,
+        idempotency_key=allocation_idempotency_key(inp.request_id, primary.id),
+        duration_seconds=duration_seconds,
     )
-    if lease.status == ACTIVE:
-        return _output(lease, started)
-    try:
-        allocation = hostedai.allocate(
-            pool_id=pool_id,
-            requirements=spec.requirements(),
-            duration_seconds=duration_seconds,
-            idempotency_key=key,
-            metadata={"request_id": inp.request_id, "model": spec.id},
-        )
-    except PermanentUpstreamError as exc:
-        # HostedAI refused (4xx): nothing exists to release, and a retry cannot
-        # help. A success we could not read is no refusal: its outcome is
-        # unknown, so the lease stays PENDING for Release / the cleanup.
-        if exc.status is not None and exc.status >= 300:
-            leases.mark_failed(inp.request_id, exc.message)
-        raise
-    except TransientUpstreamError as exc:
-        # The lease stays PENDING: the state machine retries this step with
-        # the same key, and the retry takes the lease over. Note whether this
-        # attempt could have created a GPU, for Release to settle the lease.
-        leases.note_outcome(inp.request_id, "refused" if isinstance(exc, DEFINITE_REFUSALS) else "unknown")
-        raise
+    if lease.status == ACTIVE:  # a retry after the first run had finished
+        return _output_from_lease(lease, primary.id, started)
+
+    # Resume where the earlier attempt stopped (it may have moved to a fallback).
+    ids = [spec.id for spec in chain]
+    current = ids.index(lease.model) if lease.model in ids else 0
+    skipped: list[str] = [lease.route_reason] if current > 0 and lease.route_reason else []
+    retry_after: list[float] = []
+    capacity_short = False
+    for spec in chain[current:]:
+        breaker_id = CircuitBreaker.breaker_id(pool_id, spec.id)
+        reconciling = spec.id == lease.model and lease.last_outcome == "unknown"
+        if not reconciling:
+            decision = breaker.allow(breaker_id, inp.request_id)
+            if not decision.allowed:
+                skipped.append(f"{spec.id}: {decision.reason}")
+                retry_after.append(decision.retry_after)
+                continue
+        key = allocation_idempotency_key(inp.request_id, spec.id)
+        if spec.id != lease.model:
+            leases.retarget(inp.request_id, model=spec.id, idempotency_key=key, reason="; ".join(skipped))
+        try:
+            allocation = hostedai.allocate(
+                pool_id=pool_id,
+                requirements=spec.requirements(),
+                duration_seconds=duration_seconds,
+                idempotency_key=key,
+                metadata={"request_id": inp.request_id, "model": spec.id},
+            )
+        except NoCapacityError:
+            # A full pool is not a sick one: no breaker failure; try the next model.
+            leases.note_outcome(inp.request_id, "refused")
+            skipped.append(f"{spec.id}: no capacity")
+            capacity_short = True
+            continue
+        except TransientUpstreamError as exc:
+            breaker.record_failure(breaker_id, inp.request_id)
+            # The lease stays PENDING: the state machine retries this step, and
+            # the retry takes the lease over. Note whether this attempt could
+            # have created a GPU.
+            leases.note_outcome(inp.request_id, "refused" if isinstance(exc, DEFINITE_REFUSALS) else "unknown")
+            raise
+        except PermanentUpstreamError as exc:
+            # HostedAI refused (4xx): nothing exists to release, and a retry
+            # cannot help. A success we could not read is no refusal: its
+            # outcome is unknown, so the lease stays PENDING for Release.
+            if exc.status is not None and exc.status >= 300:
+                leases.mark_failed(inp.request_id, exc.message)
+            raise
+        breaker.record_success(breaker_id, inp.request_id)
+        return _activate(leases, hostedai, inp.request_id, spec, primary, allocation, pool_id, skipped, duration_seconds, started)
+
+    summary = "; ".join(skipped)
+    if capacity_short:
+        raise NoCapacityError(f"no model can serve now: {summary}")
+    wait = max(1, int(min(retry_after) + 0.999)) if retry_after else 1
+    raise CircuitOpenError(f"no model can serve now: {summary} (retry after {wait} s)")
+
+
+def _activate(leases, hostedai, request_id, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, duration_seconds, started):
     expires_at = _epoch(allocation.expires_at) or int(time.time()) + duration_seconds
     try:
         leases.activate(
-            inp.request_id,
-            allocation_id=allocation.allocation_id,
-            assigned_gpu=allocation.assigned_gpu,
-            expires_at=expires_at,
+            request_id, allocation_id=allocation.allocation_id, assigned_gpu=allocation.assigned_gpu, expires_at=expires_at
         )
     except Exception:
         # The GPU exists but our ledger does not say so: give it back now
         # rather than leave it to HostedAI's expiry.
         _release_quietly(hostedai, allocation.allocation_id)
         raise
+    degraded = spec.id != primary.id
     return AllocateOutput(
-        lease_id=inp.request_id,
+        lease_id=request_id,
         allocation_id=allocation.allocation_id,
         assigned_gpu=allocation.assigned_gpu,
         pool_id=pool_id,
         model=spec.id,
+        degraded=degraded,
+        reason=("; ".join(skipped) or "fallback chosen by an earlier attempt") if degraded else None,
         expires_at=allocation.expires_at,
         elapsed_ms=ms_since(started),
     )
 
 
-def _output(lease: Lease, started: float) -> AllocateOutput:
+def _output_from_lease(lease: Lease, primary: str, started: float) -> AllocateOutput:
     expires = datetime.fromtimestamp(lease.expires_at, timezone.utc).isoformat() if lease.expires_at else None
+    degraded = lease.model != primary
     return AllocateOutput(
         lease_id=lease.lease_id,
         allocation_id=lease.allocation_id,
         assigned_gpu=lease.assigned_gpu,
         pool_id=lease.pool_id,
         model=lease.model,
+        degraded=degraded,
+        reason=(lease.route_reason or "fallback chosen by an earlier attempt") if degraded else None,
         expires_at=expires,
         elapsed_ms=ms_since(started),
     )

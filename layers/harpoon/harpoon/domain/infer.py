@@ -1,19 +1,32 @@
-"""Infer step: run the prompt on the allocated vGPU."""
+"""Infer step: run the prompt on the allocated vGPU.
+
+Inference outcomes feed the model's circuit breaker too: a pool whose GPUs
+allocate but fail to infer is as sick as one that fails to allocate.
+"""
 
 from __future__ import annotations
 
 import time
 
 from harpoon.adapters.hostedai import HostedAIClient
+from harpoon.catalog import Catalog
+from harpoon.domain.breaker import CircuitBreaker
 from harpoon.domain.timing import ms_since
+from harpoon.errors import TransientUpstreamError
 from harpoon.models import InferInput, InferOutput
 
 
-def infer(inp: InferInput, *, hostedai: HostedAIClient) -> InferOutput:
+def infer(inp: InferInput, *, hostedai: HostedAIClient, breaker: CircuitBreaker, catalog: Catalog) -> InferOutput:
     started = time.perf_counter()
-    result = hostedai.infer(
-        allocation_id=inp.allocation_id, model=inp.model, prompt=inp.prompt, max_tokens=inp.max_tokens
-    )
+    breaker_id = CircuitBreaker.breaker_id(inp.pool_id, inp.model)
+    # A fallback model may serve fewer tokens than the request asked for.
+    max_tokens = min(inp.max_tokens, catalog.get(inp.model).max_tokens)
+    try:
+        result = hostedai.infer(allocation_id=inp.allocation_id, model=inp.model, prompt=inp.prompt, max_tokens=max_tokens)
+    except TransientUpstreamError:
+        breaker.record_failure(breaker_id, inp.request_id)
+        raise
+    breaker.record_success(breaker_id, inp.request_id)
     return InferOutput(
         text=result.text,
         model_used=result.model_used,

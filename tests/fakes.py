@@ -1,0 +1,32 @@
+"""Fakes shared by unit tests (house style: fakes over mocks)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from harpoon.adapters.breakers import BreakerRecord
+
+
+class FakeBreakerRepo:
+    """In-memory breaker table with DynamoDB's version-conditional writes."""
+
+    def __init__(self):
+        self.items: dict[str, BreakerRecord] = {}
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def get(self, breaker_id):
+        with self.lock:
+            return self.items.get(breaker_id, BreakerRecord(breaker_id))
+
+    def put_if_version(self, record, expected_version):
+        with self.lock:
+            current = self.items.get(record.breaker_id, BreakerRecord(record.breaker_id))
+            if current.version != expected_version:
+                return False
+            self.items[record.breaker_id] = replace(record, version=expected_version + 1)
+            self.writes += 1
+            return True
+
+
