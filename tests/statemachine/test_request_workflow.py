@@ -261,3 +261,73 @@ def test_release_that_times_out_is_retried(engine, emulator):
     assert result["status"] == "SUCCEEDED", result
     assert engine.steps("release") == 2 and engine.sleeps == [1]
     assert allocations(emulator) == []
+
+
+def api_call(lambda_context, body: dict, key: str | None = None) -> dict:
+    from tests.conftest import load_event, load_handler
+
+    event = json.loads(json.dumps(load_event("api")))
+    event["body"] = json.dumps(body)
+    if key is not None:
+        event["headers"]["idempotency-key"] = key
+    return load_handler("api").lambda_handler(event, lambda_context)
+
+
+def stats(emulator) -> dict:
+    return httpx.get(f"{emulator.base_url}/_emulator/stats").json()["calls"]
+
+
+def test_idempotency_key_replays_the_first_answer_without_new_gpu_work(engine, emulator, lambda_context):
+    first = api_call(lambda_context, {"text": "Hello"}, key="order-42")
+    assert first["statusCode"] == 200, first
+    calls = stats(emulator)
+    again = api_call(lambda_context, {"text": "Hello"}, key="order-42")
+    assert again["statusCode"] == 200 and json.loads(again["body"]) == json.loads(first["body"])
+    assert again["headers"]["Idempotent-Replayed"] == "true"
+    assert stats(emulator) == calls  # no allocate, inference or release
+    other = api_call(lambda_context, {"text": "Hello"}, key="order-43")
+    assert json.loads(other["body"])["request_id"] != json.loads(first["body"])["request_id"]
+
+
+def test_idempotency_key_with_another_body_is_409(engine, emulator, lambda_context):
+    assert api_call(lambda_context, {"text": "Hello"}, key="k-1")["statusCode"] == 200
+    conflict = api_call(lambda_context, {"text": "Hello again"}, key="k-1")
+    assert conflict["statusCode"] == 409
+    assert json.loads(conflict["body"])["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_failed_request_is_not_stored_so_its_key_can_be_retried(engine, emulator, lambda_context):
+    faults(emulator, inference={"error_rate": 1.0, "status": 400})
+    assert api_call(lambda_context, {"text": "Hello"}, key="retry-me")["statusCode"] == 502
+    faults(emulator, inference={})
+    assert api_call(lambda_context, {"text": "Hello"}, key="retry-me")["statusCode"] == 200
+
+
+def test_a_malformed_idempotency_key_is_400(engine, lambda_context):
+    response = api_call(lambda_context, {"text": "Hello"}, key="has space")
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_open_circuit_falls_back_to_the_small_model_and_labels_it(engine, emulator, lambda_context):
+    from harpoon import deps
+
+    breaker = deps.breaker()
+    pool = engine.stack.functions["AllocateFunction"].environment["HOSTED_AI_POOL_ID"]
+    for i in range(5):
+        breaker.record_failure(f"{pool}#qwen-30b", f"f{i}")
+    response = api_call(lambda_context, {"text": "Prove step by step that sqrt(2) is irrational.", "max_tokens": 512})
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["route"] == {"model": "gemma-270m", "requested_model": "qwen-30b", "degraded": True,
+                             "reason": "qwen-30b: circuit open"}
+    assert body["inference"]["model_used"] == "gemma-270m" and body["inference"]["tokens_generated"] <= 256
+    assert allocations(emulator) == []
+
+
+def test_nothing_can_serve_is_503_with_retry_after(engine, emulator, lambda_context):
+    faults(emulator, allocate={"error_rate": 1.0, "status": 503, "code": "no_capacity"})
+    response = api_call(lambda_context, {"text": "Hello"})
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "no_capacity"
+    assert int(response["headers"]["Retry-After"]) >= 1

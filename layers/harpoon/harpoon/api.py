@@ -75,14 +75,54 @@ def health() -> dict:
 @app.post("/v2/process")
 def process() -> Response:
     started = time.perf_counter()
-    request = parse_process_request(app.current_event.headers.get("content-type"), _raw_body())
+    headers = app.current_event.headers
+    request = parse_process_request(headers.get("content-type"), _raw_body())
+    idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
+    settings = get_settings()
+    if idempotency_key is None:
+        body = run_request(request, started)
+        replayed = False
+    else:
+        from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_once
+
+        try:
+            body, replayed = run_once(
+                table_name=settings.require("idempotency_table"),
+                key=idempotency_key,
+                body=request.model_dump(mode="json"),
+                run=lambda: run_request(request, started),
+                expires_after_seconds=settings.idempotency_ttl_seconds,
+                lambda_context=app.lambda_context,
+            )
+        except IdempotencyMismatch:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different body; use a new key for a new request",
+                {"idempotency_key": idempotency_key},
+            ) from None
+        except IdempotencyInProgress:
+            raise ApiError(
+                409,
+                "idempotency_in_progress",
+                "the first request with this Idempotency-Key is still running; retry shortly",
+                {"idempotency_key": idempotency_key},
+                headers={"Retry-After": "1"},
+            ) from None
+    response_headers = {"X-Request-Id": body["request_id"]}
+    if replayed:
+        response_headers["Idempotent-Replayed"] = "true"
+    return Response(200, "application/json", json.dumps(body), headers=response_headers)
+
+
+def run_request(request: ProcessRequest, started: float) -> dict:
+    """Run the workflow for a validated request: the success body, or ApiError."""
     request_id = "req-" + uuid.uuid4().hex
     settings = get_settings()
     logger.append_keys(request_id=request_id)
     workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
-    runner = _runner()
     try:
-        result = runner.run(
+        result = _runner().run(
             request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
         )
     except WorkflowStartError as exc:
@@ -107,9 +147,10 @@ def process() -> Response:
     body = success_body(result.output or {}, total_ms)
     logger.info(
         "processed",
-        extra={"model": body["route"]["model"], "tier": body["classification"]["tier"], "timings_ms": body["timings_ms"]},
+        extra={"model": body["route"]["model"], "degraded": body["route"]["degraded"],
+               "tier": body["classification"]["tier"], "timings_ms": body["timings_ms"]},
     )
-    return Response(200, "application/json", json.dumps(body), headers={"X-Request-Id": request_id})
+    return body
 
 
 # --- pieces, public for the tests ----------------------------------------------
@@ -159,6 +200,22 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
         ]
         fields = ", ".join(p["field"] for p in problems)
         raise ApiError(422, "validation_error", f"invalid field(s): {fields}", {"problems": problems}) from None
+
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
+
+
+def parse_idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(raw):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
+            {"header": "Idempotency-Key"},
+        )
+    return raw
 
 
 # The workflow error names (Lambda errorType / States.*) mapped to HTTP.

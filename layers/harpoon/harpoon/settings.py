@@ -41,6 +41,8 @@ class Settings:
     classifier_threshold: float
     secret_max_age_seconds: int
     breakers_table: str | None
+    idempotency_table: str | None
+    idempotency_ttl_seconds: int
     breaker_failure_threshold: int
     breaker_minimum_calls: int
     breaker_failure_rate: float
@@ -79,6 +81,8 @@ def get_settings() -> Settings:
         classifier_threshold=_float("CLASSIFIER_THRESHOLD", 0.5),
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
         breakers_table=os.environ.get("BREAKERS_TABLE") or None,
+        idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
+        idempotency_ttl_seconds=int(_float("IDEMPOTENCY_TTL_SECONDS", 3600)),
         breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),
         breaker_minimum_calls=int(_float("BREAKER_MINIMUM_CALLS", 5)),
         breaker_failure_rate=_float("BREAKER_FAILURE_RATE", 0.5),
