@@ -389,6 +389,8 @@ def _default_fault() -> dict:
         "fail_next": 0,
         "hang_ms": DEFAULT_HANG_MS,
         "code": "injected_fault",
+        "statuses": [],  # when set, each injected error draws its status from these
+        "slow_rate": 1.0,  # probability that latency_ms applies to a call
     }
 
 
@@ -411,6 +413,14 @@ def _validate_fault(endpoint: str, spec: Any) -> dict:
         elif key in ("latency_ms", "hang_ms"):
             if not _is_number(value) or not 0.0 <= value <= MAX_FAULT_DELAY_MS:
                 raise _validation(name, f"must be a number between 0 and {MAX_FAULT_DELAY_MS:g}")
+            result[key] = float(value)
+        elif key == "statuses":
+            if not isinstance(value, list) or not all(_is_int(v) and 400 <= v <= 599 for v in value):
+                raise _validation(name, "must be a list of HTTP error statuses (400..599)")
+            result[key] = [int(v) for v in value]
+        elif key == "slow_rate":
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise _validation(name, "must be a number between 0 and 1")
             result[key] = float(value)
         elif key == "code":
             if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", value):
@@ -720,6 +730,13 @@ class HostedAIEmulator:
             self._expire_locked(self.clock())
             return [a.admin_view() for a in self._allocations.values() if a.status == "active"]
 
+    def history(self) -> list[dict]:
+        """Every allocation ever made (any status), oldest first: for audits
+        such as the chaos run's leak and double-allocation counts."""
+        with self._lock:
+            self._expire_locked(self.clock())
+            return [a.admin_view() for a in self._allocations.values()]
+
     def get_faults(self) -> dict:
         with self._lock:
             return {e: dict(self._faults[e]) for e in ENDPOINTS}
@@ -761,7 +778,9 @@ class HostedAIEmulator:
                 kind = "timeout"
             if kind is not None:
                 self._faults_injected[endpoint] += 1
-            return _FaultDecision(f["latency_ms"] / 1000.0, kind, f["status"], f["hang_ms"] / 1000.0, f["code"])
+            status = self._rng.choice(f["statuses"]) if f["statuses"] else f["status"]
+            latency = f["latency_ms"] / 1000.0 if self._chance(f["slow_rate"]) else 0.0
+            return _FaultDecision(latency, kind, status, f["hang_ms"] / 1000.0, f["code"])
 
     def _chance(self, rate: float) -> bool:  # caller holds the lock
         if rate <= 0.0:
@@ -800,6 +819,9 @@ class HostedAIEmulator:
         if path == "/_emulator/allocations":
             self._require_method(method, "GET")
             return Response(200, {"allocations": self.list_allocations()})
+        if path == "/_emulator/history":
+            self._require_method(method, "GET")
+            return Response(200, {"allocations": self.history()})
         if path == "/_emulator/faults":
             self._require_method(method, "GET", "POST")
             if method == "GET":

@@ -101,10 +101,12 @@ class Worker:
 
 
 class FunctionPool:
-    def __init__(self, functions: dict[str, Function], base_env: dict[str, str], log_dir: Path, max_concurrency: int = 32) -> None:
+    def __init__(self, functions: dict[str, Function], base_env: dict[str, str], log_dir: Path, max_concurrency: int = 32,
+                 overrides: dict[str, str] | None = None) -> None:
         self.functions = functions
         self.by_name = {key: f for f in functions.values() for key in (f.logical_id, f.name, f.arn)}
         self.base_env = base_env
+        self.overrides = overrides or {}  # local knobs applied over the template (e.g. shorter timeouts for chaos)
         self.log_dir = log_dir
         self.max_concurrency = max_concurrency
         self._idle: dict[str, list[Worker]] = {f.logical_id: [] for f in functions.values()}
@@ -134,6 +136,7 @@ class FunctionPool:
             "PYTHONPATH": os.pathsep.join([str(function.code_dir), *(str(d) for d in function.layer_dirs)]),
             **self.base_env,
             **function.environment,
+            **self.overrides,
         }
         return env
 

@@ -29,12 +29,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class LocalStack:
     def __init__(self, *, host: str = "127.0.0.1", api_port: int = 3000, aws_port: int = 5000, emulator_port: int = 8090,
-                 time_scale: float = 1.0, log_dir: Path | None = None, root: Path = ROOT, out=sys.stdout) -> None:
+                 time_scale: float = 1.0, log_dir: Path | None = None, root: Path = ROOT, out=sys.stdout,
+                 schedule_interval: float | None = None, env_overrides: dict[str, str] | None = None,
+                 max_concurrency: int = 32) -> None:
         self.host, self.api_port, self.aws_port, self.emulator_port = host, api_port, aws_port, emulator_port
         self.time_scale = time_scale
         self.root = root
         self.log_dir = log_dir or root / ".local" / "logs"
         self.out = out
+        self.schedule_interval = schedule_interval  # None: the template's rate; 0: never
+        self.env_overrides = env_overrides or {}
+        self.max_concurrency = max_concurrency
+        self._stopping = threading.Event()
         self.api_key = secrets.token_urlsafe(24)  # HostedAI key: lives in the emulator and the secret only
         self._stops: list = []
 
@@ -105,17 +111,48 @@ class LocalStack:
                                      roleArn="arn:aws:iam::123456789012:role/harpoon-local-states")
 
         base_env = {"AWS_ENDPOINT_URL": self.aws_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        self.pool = FunctionPool(self.stack.functions, base_env, self.log_dir)
+        self.pool = FunctionPool(self.stack.functions, base_env, self.log_dir, max_concurrency=self.max_concurrency,
+                                 overrides=self.env_overrides)
         self._stops.append(self.pool.close)
-        self._stops.append(lambda_hook.install(self.pool.invoke))
+        # Everything calls functions through self.invoke, so a harness (chaos)
+        # can wrap it without touching the functions.
+        self.invoke = self.pool.invoke
+        self._stops.append(lambda_hook.install(lambda name, event: self.invoke(name, event)))
         self.pool.warm_up()
 
         routes = [route for f in self.stack.functions.values() for route in f.routes]
-        self.api = make_api_server(self.host, self.api_port, routes, self.pool.invoke, log=self.out)
+        self.api = make_api_server(self.host, self.api_port, routes, lambda name, event: self.invoke(name, event), log=self.out)
         self.api_port = self.api.server_address[1]
         thread = threading.Thread(target=self.api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         thread.start()
         self._stops.append(self.api.shutdown)
+        self._start_schedules()
+
+    def _start_schedules(self) -> None:
+        """Run each Schedule event at its template rate (or the local interval)."""
+        self._stops.append(self._stopping.set)
+        for function in self.stack.functions.values():
+            for rate in function.schedules:
+                interval = rate if self.schedule_interval is None else self.schedule_interval
+                if interval > 0:
+                    threading.Thread(target=self._every, args=(function.logical_id, interval), daemon=True).start()
+
+    def _every(self, logical_id: str, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            reply = self.run_scheduled(logical_id)
+            print(f"schedule {logical_id}: {json.dumps(reply.get('ok', reply.get('error')))}", file=self.out, flush=True)
+
+    def run_scheduled(self, logical_id: str, detail: dict | None = None) -> dict:
+        """Invoke a function with an EventBridge scheduled event, now."""
+        import datetime
+        import uuid
+
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": "us-east-1", "resources": [], "detail": {}, **(detail or {}),
+        }
+        return self.invoke(logical_id, event)
 
     @property
     def api_url(self) -> str:
@@ -128,6 +165,8 @@ class LocalStack:
             f"  AWS emulation      {self.aws_endpoint}   (moto: Step Functions, DynamoDB, Secrets Manager)",
             f"  HostedAI emulator  {self.emulator_url}   (GET /_emulator/allocations)",
             f"  function logs      {self.log_dir}/",
+            *[f"  schedule           {f.logical_id} every {self.schedule_interval if self.schedule_interval is not None else r:g} s"
+              for f in self.stack.functions.values() for r in f.schedules],
             "Try:",
             f"  curl -s {self.api_url}/v2/process -H 'content-type: application/json' -d '{{\"text\": \"Hello\", \"deployment\": \"HostedAI\"}}'",
         ])
@@ -154,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("HARPOON_EMULATOR_PORT", 8090)))
     parser.add_argument("--time-scale", type=float, default=1.0, help="HostedAI emulator latency scale (0 = instant)")
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--schedule-interval", type=float, default=None,
+                        help="seconds between scheduled runs (default: the template's rate; 0 disables)")
     args = parser.parse_args(argv)
 
     stack = LocalStack(host=args.host, api_port=args.api_port, aws_port=args.aws_port, emulator_port=args.emulator_port,
-                       time_scale=args.time_scale, log_dir=args.log_dir)
+                       time_scale=args.time_scale, log_dir=args.log_dir, schedule_interval=args.schedule_interval)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -82,6 +82,7 @@ class Function:
     environment: dict[str, str]
     layer_dirs: list[Path]
     routes: list[Route] = field(default_factory=list)
+    schedules: list[float] = field(default_factory=list)  # seconds between scheduled invocations
 
 
 @dataclass
@@ -249,11 +250,13 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         if not (isinstance(layer, dict) and "Ref" in layer and layer["Ref"] in resources):
             raise UnsupportedTemplate(f"{logical_id}: only layers defined in this template are supported locally")
         layer_dirs.append(root / resources[layer["Ref"]]["Properties"]["ContentUri"])
-    routes = []
+    routes, schedules = [], []
     for event in (props.get("Events") or {}).values():
+        p = event.get("Properties", {})
         if event.get("Type") == "HttpApi":
-            p = event.get("Properties", {})
             routes.append(Route(p.get("Method", "ANY").upper(), p.get("Path", "/"), logical_id))
+        elif event.get("Type") == "Schedule":
+            schedules.append(rate_seconds(p["Schedule"]))
     return Function(
         logical_id=logical_id,
         name=resolver.physical_name(logical_id),
@@ -265,4 +268,14 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         environment={k: str(v) for k, v in resolver.resolve(env).items()},
         layer_dirs=layer_dirs,
         routes=routes,
+        schedules=schedules,
     )
+
+
+def rate_seconds(expression: str) -> float:
+    """`rate(5 minutes)` -> 300. cron() schedules are not run locally."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        raise UnsupportedTemplate(f"schedule {expression!r}: only rate(N minutes|hours|days) runs locally")
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit

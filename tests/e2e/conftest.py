@@ -31,7 +31,7 @@ class RunningStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local", "--api-port", str(self.api), "--aws-port", str(self.aws),
-             "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs")],
+             "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs"), "--schedule-interval", "1"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()

@@ -108,3 +108,19 @@ def test_chunked_request_body_is_read(client):
 
     response = client.post("/v2/process", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
+
+
+def test_a_release_that_keeps_failing_is_reclaimed_by_the_scheduled_cleanup(client, stack):
+    import time
+
+    stack.faults(release={"error_rate": 1.0, "status": 500})
+    response = client.post("/v2/process", json={"text": "Hello"})
+    assert response.status_code == 200  # the caller still gets its answer
+    assert response.json()["release"] == {"status": "pending_reclaim", "released": False}
+    assert len(stack.allocations()) == 1
+    stack.faults(release={})
+    deadline = time.monotonic() + 20
+    while stack.allocations() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stack.allocations() == []
+    assert any("schedule CleanupFunction" in line and '"released": 1' in line for line in stack.lines)

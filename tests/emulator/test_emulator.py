@@ -520,3 +520,22 @@ def test_fault_code_setting_models_a_full_pool(client):
     r = allocate(client)
     assert r.status_code == 503 and r.json()["code"] == "no_capacity" and r.headers["Retry-After"] == "1"
     assert client.post("/_emulator/faults", json={"allocate": {"code": "Not A Code"}}).status_code == 422
+
+
+def test_statuses_mix_injected_errors_and_history_keeps_every_allocation(client):
+    client.post("/_emulator/faults", json={"inference": {"fail_next": 40, "statuses": [500, 429]}}).raise_for_status()
+    a = allocate(client).json()["allocation_id"]
+    seen = {infer(client, a).status_code for _ in range(40)}
+    assert seen == {500, 429}
+    assert client.delete(f"/v1/allocate/{a}").status_code == 204
+    history = client.get("/_emulator/history").json()["allocations"]
+    assert [(h["allocation_id"], h["status"]) for h in history] == [(a, "released")]
+    assert client.get("/_emulator/allocations").json()["allocations"] == []
+
+
+def test_slow_rate_zero_never_adds_latency(client):
+    r = client.post("/_emulator/faults", json={"allocate": {"latency_ms": 8000, "slow_rate": 0.0}})
+    assert r.status_code == 200
+    # The latency would outlast this client's timeout (a ReadTimeout) if it applied.
+    assert client.post("/v1/allocate", json=alloc_body(), timeout=2).status_code == 201
+    assert client.post("/_emulator/faults", json={"allocate": {"statuses": [200]}}).status_code == 422

@@ -27,7 +27,8 @@ def stack(overrides=None):
 
 def test_template_functions_get_globals_and_their_own_environment():
     functions = stack().functions
-    assert set(functions) == {"ApiFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction"}
+    assert set(functions) == {"ApiFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction",
+                              "CleanupFunction"}
     allocate = functions["AllocateFunction"]
     assert allocate.environment["POWERTOOLS_SERVICE_NAME"] == "harpoon"  # from Globals
     assert allocate.environment["LEASES_TABLE"] == "p-LeasesTable"
@@ -190,3 +191,12 @@ def test_throttling_reaches_step_functions_as_a_lambda_service_error():
     with pytest.raises(ClientError) as info:
         client.invoke(FunctionName="f", Payload=b"{}")
     assert info.value.response["Error"]["Code"] == "TooManyRequestsException"
+
+
+def test_schedules_are_read_from_the_template():
+    from local.template import rate_seconds
+
+    assert stack().functions["CleanupFunction"].schedules == [300]
+    assert rate_seconds("rate(1 hour)") == 3600
+    with pytest.raises(UnsupportedTemplate):
+        rate_seconds("cron(0 12 * * ? *)")

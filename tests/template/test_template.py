@@ -105,7 +105,7 @@ def _error_names():
 
 def test_every_error_name_in_the_asl_is_an_error_class():
     for state, error in _error_names():
-        if error.startswith(("States.", "Lambda.")) or error == "Sandbox.Timedout":  # AWS's own names
+        if error.startswith(("States.", "Lambda.", "Runtime.")) or error == "Sandbox.Timedout":  # AWS's own names
             continue
         cls = getattr(errors, error, None)
         assert isinstance(cls, type) and issubclass(cls, errors.HarpoonError), f"{state}: {error} is not in harpoon.errors"
@@ -117,7 +117,7 @@ def test_every_error_name_in_the_asl_is_an_error_class():
 def test_retries_only_on_transient_errors_with_capped_jittered_backoff():
     transient = {cls.__name__ for cls in errors.TRANSIENT_ERRORS}
     lambda_service = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                      "Lambda.TooManyRequestsException"}
+                      "Lambda.TooManyRequestsException", "Runtime.ExitError"}
     # Release is idempotent, so a timed-out attempt may be repeated; no other step's may.
     timeouts = {"States.Timeout", "Sandbox.Timedout"}
     for name, state in TASKS.items():

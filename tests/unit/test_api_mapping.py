@@ -83,7 +83,9 @@ def failed(error, cause=None, status="FAILED"):
         ("WorkflowError", 500),
         ("Sandbox.Timedout", 504),
         ("StepInputError", 500),
-        ("Lambda.ServiceException", 500),
+        ("Lambda.ServiceException", 503),
+        ("Runtime.ExitError", 503),
+        ("ValueError", 500),
     ],
 )
 def test_workflow_errors_map_to_http(error, status):

@@ -249,6 +249,13 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
         return ApiError(502, "upstream_error", f"HostedAI failed after retries: {message}", details)
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
         return ApiError(504, "workflow_timeout", "a step of the request timed out", details)
+    if error.startswith("Lambda.") or error == "Runtime.ExitError":
+        # The Lambda service or a step's runtime failed even after retries:
+        # infrastructure, not the request. Worth retrying later.
+        return ApiError(
+            503, "service_unavailable", "a step of the request could not run; retry shortly", details,
+            headers={"Retry-After": "1"},
+        )
     logger.error("workflow failed", extra={"error": error, "cause": result.cause})
     return ApiError(500, "internal_error", "the request failed inside Harpoon", details)
 

@@ -42,6 +42,7 @@ class Settings:
     secret_max_age_seconds: int
     breakers_table: str | None
     idempotency_table: str | None
+    stale_after_seconds: float
     idempotency_ttl_seconds: int
     breaker_failure_threshold: int
     breaker_minimum_calls: int
@@ -82,6 +83,7 @@ def get_settings() -> Settings:
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
         breakers_table=os.environ.get("BREAKERS_TABLE") or None,
         idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
+        stale_after_seconds=_float("STALE_AFTER_SECONDS", 600),
         idempotency_ttl_seconds=int(_float("IDEMPOTENCY_TTL_SECONDS", 3600)),
         breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),
         breaker_minimum_calls=int(_float("BREAKER_MINIMUM_CALLS", 5)),

@@ -51,6 +51,8 @@ class Lease:
     # the cleanup can reconcile each of them.
     attempts: frozenset = frozenset()
     route_reason: str | None = None
+    duration_seconds: int = 300  # asked of HostedAI: a reconciling call must repeat it
+    updated_at: int = 0
 
 
 def _s(value: str) -> dict:
@@ -82,7 +84,7 @@ class LeaseRepository:
                 UpdateExpression=(
                     "SET #s = :pending, model = if_not_exists(model, :model), pool_id = :pool, "
                     "idempotency_key = if_not_exists(idempotency_key, :key), created_at = if_not_exists(created_at, :now), "
-                    "updated_at = :now, expires_at = if_not_exists(expires_at, :exp) "
+                    "updated_at = :now, expires_at = if_not_exists(expires_at, :exp), duration_seconds = :dur "
                     "ADD attempts :attempt, #v :one"
                 ),
                 ConditionExpression="attribute_not_exists(lease_id) OR #s = :pending",
@@ -94,6 +96,7 @@ class LeaseRepository:
                     ":key": _s(idempotency_key),
                     ":now": _n(now),
                     ":exp": _n(now + duration_seconds),
+                    ":dur": _n(duration_seconds),
                     ":attempt": {"SS": [f"{idempotency_key}|{model}"]},
                     ":one": _n(1),
                 },
@@ -169,6 +172,40 @@ class LeaseRepository:
         )
         return _lease(item) if item else None
 
+    def scan_unsettled(self):
+        """Every lease that may still hold a GPU. A Scan: fine for the simple
+        cleanup, replaced by a query on an expiry index for scale."""
+        paginator = self._ddb.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self._table,
+            FilterExpression="#s IN (:a, :rf, :ab, :p)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":a": _s(ACTIVE), ":rf": _s(RELEASE_FAILED), ":ab": _s(ABANDONED), ":p": _s(PENDING)},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield _lease(item)
+
+    def settle_unresolved(self, lease_id: str, *, expected_version: int) -> bool:
+        """ABANDONED or PENDING -> RELEASED once the cleanup has reconciled
+        every attempt, unless the lease changed since it was read."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"lease_id": _s(lease_id)},
+                UpdateExpression="SET #s = :released, #u = :now, reason = :why ADD #v :one",
+                ConditionExpression="#v = :expected AND #s IN (:ab, :p)",
+                ExpressionAttributeNames={"#s": "status", "#u": "updated_at", "#v": "version"},
+                ExpressionAttributeValues={
+                    ":released": _s(RELEASED), ":now": _n(int(self._clock())), ":why": _s("reconciled by cleanup"),
+                    ":one": _n(1), ":expected": _n(expected_version), ":ab": _s(ABANDONED), ":p": _s(PENDING),
+                },
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def _transition(
         self,
         lease_id: str,
@@ -232,4 +269,6 @@ def _lease(item: dict) -> Lease:
         last_outcome=item.get("last_outcome", {}).get("S"),
         attempts=frozenset(item.get("attempts", {}).get("SS", [])),
         route_reason=item.get("route_reason", {}).get("S"),
+        duration_seconds=int(item.get("duration_seconds", {}).get("N", 300)),
+        updated_at=int(item.get("updated_at", {}).get("N", 0)),
     )
