@@ -10,7 +10,10 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test test-unit test-e2e validate build clean
+.PHONY: install local test test-unit test-e2e chaos validate build clean
+N ?= 200
+FAULTS ?= 0.2
+CONCURRENCY ?= 16
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
 
@@ -42,6 +45,10 @@ test-unit: $(VENV)/.installed
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+# Concurrent requests under HostedAI faults and step crashes; fails on any leak.
+chaos: $(VENV)/.installed
+	$(PY) -m local.chaos -n $(N) --faults $(FAULTS) --concurrency $(CONCURRENCY)
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint

@@ -140,10 +140,16 @@ class FunctionPool:
         }
         return env
 
-    def warm_up(self) -> None:
-        """Start one worker per function now, so init errors show at start-up."""
-        for function in self.functions.values():
-            self._release(function, self._start(function))
+    def warm_up(self, per_function: int = 1) -> None:
+        """Start workers now (init errors show at start-up; a load test does
+        not measure cold starts it did not mean to)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jobs = [f for f in self.functions.values() for _ in range(per_function)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            workers = list(pool.map(self._start, jobs))
+        for function, worker in zip(jobs, workers):
+            self._release(function, worker)
 
     def _start(self, function: Function) -> Worker:
         worker = Worker(function, self.environment(function), self._logs[function.logical_id])

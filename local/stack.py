@@ -54,6 +54,9 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per AWS call
+        # moto's engine logs every failed execution with its whole state; a
+        # failed request is already one line in our own log.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
 
         from local.emulator import run_in_thread
 
