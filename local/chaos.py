@@ -169,6 +169,20 @@ def audit(emulator_url: str) -> dict:
     }
 
 
+def explain_leaks(stack: LocalStack) -> None:
+    """For each GPU still held, print what its lease says (to stderr)."""
+    active = httpx.get(f"{stack.emulator_url}/_emulator/allocations").json()["allocations"]
+    if not active:
+        return
+    ddb = stack._client("dynamodb")
+    table = stack.stack.tables["LeasesTable"].name
+    for allocation in active:
+        request_id = (allocation.get("metadata") or {}).get("request_id")
+        item = ddb.get_item(TableName=table, Key={"lease_id": {"S": request_id or "?"}}).get("Item", {})
+        lease = {k: next(iter(v.values())) for k, v in item.items()}
+        print(f"leaked {allocation['allocation_id']} ({allocation.get('metadata')}): lease {lease}", file=sys.stderr)
+
+
 def render(rows: list[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in rows)
     lines = ["+" + "-" * (width + 2) + "+" + "-" * 14 + "+"]
@@ -212,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep = stack.run_scheduled("CleanupFunction", {"stale_after_seconds": 0})
         transitions = breaker_transitions(stack)
         numbers = audit(stack.emulator_url)
+        explain_leaks(stack)
     finally:
         stack.stop()
 
@@ -235,13 +250,16 @@ def main(argv: list[str] | None = None) -> int:
         ("breaker transitions", transitions),
         ("allocations made", numbers["allocations made"]),
         ("released", numbers["released"]),
-        ("reclaimed by cleanup", (sweep.get("ok") or {}).get("released", "failed")),
+        ("cleanup: leases settled", (sweep.get("ok") or {}).get("reconciled", "failed")),
+        ("cleanup: GPUs released", (sweep.get("ok") or {}).get("released", "failed")),
         ("leaked", numbers["leaked"]),
         ("double allocations", numbers["double allocations"]),
         ("executions left running", still_running),
         ("seconds (requests)", f"{drive_seconds:.1f}"),
     ]
     print(render(rows))
+    for failure in (sweep.get("ok") or {}).get("failed", []):
+        print(f"cleanup could not settle {failure}", file=sys.stderr)
     failed = numbers["leaked"] or numbers["double allocations"] or unanswered or unexpected or still_running or "ok" not in sweep
     if failed:
         print("chaos: FAILED (leak, double allocation, unanswered or unexpected answer)", file=sys.stderr)

@@ -103,3 +103,10 @@ def test_note_outcome_only_on_a_pending_lease(repo):
     repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1)
     repo.note_outcome("r1", "unknown")  # ignored: no longer pending
     assert (repo.get("r1").status, repo.get("r1").last_outcome) == ("ACTIVE", "refused")
+
+
+def test_an_unknown_outcome_is_never_overwritten_by_a_refusal(repo):
+    begin(repo)
+    repo.note_outcome("r1", "unknown")  # a timeout: a GPU may exist
+    repo.note_outcome("r1", "refused")  # a later 429 proves nothing about the first call
+    assert repo.get("r1").last_outcome == "unknown"

@@ -62,7 +62,8 @@ class FakeLeases:
 
     def note_outcome(self, lease_id, outcome):
         self.events.append(("outcome", lease_id, outcome))
-        self._set(lease_id, last_outcome=outcome)
+        if self.leases[lease_id].last_outcome != "unknown":  # sticky, as in DynamoDB
+            self._set(lease_id, last_outcome=outcome)
 
     def mark_abandoned(self, lease_id):
         self.events.append(("abandoned", lease_id))

@@ -141,8 +141,21 @@ class LeaseRepository:
         )
 
     def note_outcome(self, lease_id: str, outcome: str) -> None:
-        """Record on a PENDING lease how its last allocate attempt failed."""
-        self._transition(lease_id, from_states=(PENDING,), to_state=PENDING, extra={"last_outcome": _s(outcome)}, strict=False)
+        """Record on a PENDING lease how an allocate attempt failed. "unknown"
+        is sticky: once an attempt may have created a GPU, a later clean
+        refusal does not make the lease safe to call FAILED."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"lease_id": _s(lease_id)},
+                UpdateExpression="SET last_outcome = :o, #u = :now ADD #v :one",
+                ConditionExpression="#s = :pending AND (attribute_not_exists(last_outcome) OR last_outcome <> :unknown)",
+                ExpressionAttributeNames={"#s": "status", "#u": "updated_at", "#v": "version"},
+                ExpressionAttributeValues={":o": _s(outcome), ":now": _n(int(self._clock())), ":one": _n(1),
+                                           ":pending": _s(PENDING), ":unknown": _s("unknown")},
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            pass  # not PENDING any more, or already "unknown": nothing to record
 
     def mark_failed(self, lease_id: str, reason: str) -> None:
         self._transition(lease_id, from_states=(PENDING,), to_state=FAILED, extra={"reason": _s(reason[:500])})
