@@ -118,7 +118,8 @@ def test_success_body_has_the_documented_fields():
 
 
 def test_open_circuits_answer_503_with_the_breakers_retry_after():
-    cause = json.dumps({"errorMessage": "no model can serve now: qwen-30b: circuit open; gemma-270m: circuit open (retry after 17 s)"})
+    cause = json.dumps({"errorMessage": "qwen-30b: circuit open; gemma-270m: circuit open (retry after 17 s)"})
     api_error = workflow_failure(failed("CircuitOpenError", cause), "r")
     assert (api_error.status, api_error.code, api_error.headers["Retry-After"]) == (503, "circuit_open", "17")
     assert api_error.details["retry_after_seconds"] == 17
+    assert api_error.message == "no model can serve this request now: qwen-30b: circuit open; gemma-270m: circuit open (retry after 17 s)"

@@ -266,8 +266,12 @@ def test_nothing_can_serve_open_circuits_say_when_to_come_back():
     breaker = open_breaker("qwen-30b")
     for i in range(5):
         breaker.record_failure("pool#gemma-270m", f"g{i}")
+    leases, hostedai = FakeLeases(), FakeHostedAI()
     with pytest.raises(CircuitOpenError, match=r"retry after 30 s"):
-        run_allocate(FakeHostedAI(), FakeLeases(), breaker=breaker)
+        run_allocate(hostedai, leases, breaker=breaker)
+    # HostedAI was never asked: Release will settle the lease as FAILED, and
+    # the cleanup has nothing to reconcile.
+    assert hostedai.calls == [] and leases.get("req-1").last_outcome == "refused"
 
 
 def test_transient_failure_counts_against_the_breaker():

@@ -123,11 +123,14 @@ def allocate(
         breaker.record_success(breaker_id, inp.request_id)
         return _activate(leases, hostedai, inp.request_id, spec, primary, allocation, pool_id, skipped, duration_seconds, started)
 
-    summary = "; ".join(skipped)
+    summary = "; ".join(skipped)  # e.g. "qwen-30b: circuit open; gemma-270m: no capacity"
     if capacity_short:
-        raise NoCapacityError(f"no model can serve now: {summary}")
+        raise NoCapacityError(summary)
+    # Every circuit was open: HostedAI was not asked this time, so this
+    # attempt created nothing (a sticky "unknown" from an earlier one stays).
+    leases.note_outcome(inp.request_id, "refused")
     wait = max(1, int(min(retry_after) + 0.999)) if retry_after else 1
-    raise CircuitOpenError(f"no model can serve now: {summary} (retry after {wait} s)")
+    raise CircuitOpenError(f"{summary} (retry after {wait} s)")
 
 
 def _activate(leases, hostedai, request_id, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, duration_seconds, started):
