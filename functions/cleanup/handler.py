@@ -3,7 +3,6 @@
 from aws_lambda_powertools import Logger
 
 from harpoon import deps
-from harpoon.catalog import load_catalog
 from harpoon.domain.cleanup import sweep
 from harpoon.settings import get_settings
 
@@ -15,6 +14,6 @@ def lambda_handler(event, context):
     # A scheduled event may override the staleness age (the local chaos run
     # sweeps with 0 once every execution has ended).
     stale_after = float((event or {}).get("stale_after_seconds", get_settings().stale_after_seconds))
-    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), catalog=load_catalog(), stale_after_seconds=max(0.0, stale_after))
+    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), stale_after_seconds=max(0.0, stale_after))
     logger.info("swept", extra=report.as_dict())
     return report.as_dict()

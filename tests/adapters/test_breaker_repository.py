@@ -36,7 +36,7 @@ def test_one_probe_among_20_concurrent_lambdas_on_dynamodb(repo):
     now = [1000.0]
     clock = lambda: now[0]  # noqa: E731
     first = CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock)
-    for i in range(5):
+    for i in range(10):
         first.record_failure("b", f"f{i}")
     assert repo.get("b").state == OPEN
     now[0] += 31

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from harpoon import deps
+from harpoon.catalog import load_catalog
 from harpoon.domain.allocate import allocation_idempotency_key
 from tests.conftest import load_event, load_handler
 
@@ -56,7 +57,7 @@ def test_an_abandoned_lease_gets_its_lost_allocation_back_by_idempotency_key(aws
     monkeypatch.setenv("HOSTED_AI_TIMEOUT", "8")
     deps.reset()
     report = sweep(lambda_context)
-    assert report["reconciled"] == 1 and report["released"] == 1
+    assert (report["reconciled"], report["released"], report["closed"]) == (1, 1, 1)
     assert allocations(emulator) == [] and deps.leases().get(rid).status == "RELEASED"
     created = httpx.get(f"{emulator.base_url}/_emulator/stats").json()
     assert created["calls"]["allocate"] == 2  # the lost one, and the reconciling replay of its key
@@ -64,12 +65,40 @@ def test_an_abandoned_lease_gets_its_lost_allocation_back_by_idempotency_key(aws
 
 def test_a_stale_pending_lease_is_reconciled_even_if_nothing_was_allocated(aws, emulator, lambda_context):
     rid = "req-crashed-before-allocate"
-    deps.leases().begin(lease_id=rid, model="gemma-270m", pool_id="gpu-pool-1",
-                        idempotency_key=allocation_idempotency_key(rid, "gemma-270m"), duration_seconds=300)
+    spec = load_catalog().get("gemma-270m")
+    deps.leases().begin(lease_id=rid, model=spec.id, pool_id="gpu-pool-1",
+                        idempotency_key=allocation_idempotency_key(rid, spec.id), duration_seconds=300,
+                        request={"pool_id": "gpu-pool-1", "model": spec.id, "requirements": spec.requirements(),
+                                 "duration_seconds": 300})
     assert sweep(lambda_context)["reconciled"] == 0  # still fresh: an execution may own it
     report = sweep(lambda_context, stale_after_seconds=0)
-    assert report["reconciled"] == 1 and allocations(emulator) == []
-    assert deps.leases().get(rid).status == "RELEASED"
+    # Asked again with its key: HostedAI made one now, and it was released at once.
+    assert (report["reconciled"], report["released"], report["closed"]) == (1, 1, 1)
+    assert allocations(emulator) == [] and deps.leases().get(rid).status == "RELEASED"
+
+
+def test_a_key_lost_before_a_fallback_served_is_reconciled_while_the_lease_is_active(aws, emulator, lambda_context,
+                                                                                      monkeypatch):
+    # qwen's allocate times out after HostedAI made the GPU; the retry's replay
+    # hears "no capacity" and the request is served by gemma. Two GPUs exist
+    # for one request until the cleanup finds the first by its key.
+    rid = load_event("allocate")["request_id"]
+    monkeypatch.setenv("HOSTED_AI_TIMEOUT", "0.2")
+    deps.reset()
+    faults(emulator, allocate={"timeout_rate": 1.0, "hang_ms": 500})
+    with pytest.raises(Exception):
+        load_handler("allocate").lambda_handler(load_event("allocate"), lambda_context)
+    faults(emulator, allocate={"fail_next": 1, "status": 503, "code": "no_capacity"})
+    out = load_handler("allocate").lambda_handler(load_event("allocate"), lambda_context)
+    assert out["model"] == "gemma-270m" and out["degraded"]
+    lease = deps.leases().get(rid)
+    assert lease.status == "ACTIVE" and lease.pending_keys == {allocation_idempotency_key(rid, "qwen-30b")}
+    assert len(allocations(emulator)) == 2
+    monkeypatch.setenv("HOSTED_AI_TIMEOUT", "8")
+    deps.reset()
+    report = sweep(lambda_context)  # the ACTIVE lease is live: only its lost key is settled
+    assert (report["reconciled"], report["released"]) == (1, 1)
+    assert [a["allocation_id"] for a in allocations(emulator)] == [out["allocation_id"]]
 
 
 def test_hostedai_down_during_the_sweep_is_reported_and_retried_next_time(aws, emulator, lambda_context, allocated):

@@ -139,7 +139,7 @@ def test_allocate_timeouts_leave_an_abandoned_lease_for_the_cleanup(engine, emul
     from harpoon import deps
 
     lease = deps.leases().get(result["request_id"])
-    assert (lease.status, lease.last_outcome) == ("ABANDONED", "unknown")
+    assert lease.status == "ABANDONED" and len(lease.pending_keys) == 1
     assert len(allocations(emulator)) == 1  # created by a lost answer: the cleanup's job (issue 4)
 
 
@@ -314,7 +314,7 @@ def test_open_circuit_falls_back_to_the_small_model_and_labels_it(engine, emulat
 
     breaker = deps.breaker()
     pool = engine.stack.functions["AllocateFunction"].environment["HOSTED_AI_POOL_ID"]
-    for i in range(5):
+    for i in range(10):
         breaker.record_failure(f"{pool}#qwen-30b", f"f{i}")
     response = api_call(lambda_context, {"text": "Prove step by step that sqrt(2) is irrational.", "max_tokens": 512})
     assert response["statusCode"] == 200, response

@@ -48,7 +48,7 @@ def test_a_healthy_model_costs_no_write(repo, clock):
 
 
 def test_opens_at_the_threshold_not_before(repo, clock):
-    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, failure_rate=0.5)
+    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, failure_rate=0.5)  # the seed's "5 failures"
     for i in range(4):
         cb.record_failure(B, f"r{i}")
     assert cb.state(B).state == CLOSED and cb.allow(B, "x").allowed
@@ -61,7 +61,7 @@ def test_opens_at_the_threshold_not_before(repo, clock):
 
 
 def test_failure_rate_below_the_threshold_keeps_it_closed(repo, clock):
-    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, failure_rate=0.5)
+    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=10, failure_rate=0.5)
     cb.record_failure(B, "f0")
     for i in range(10):
         cb.record_success(B, f"s{i}")  # counted: the window holds a failure
@@ -71,7 +71,7 @@ def test_failure_rate_below_the_threshold_keeps_it_closed(repo, clock):
 
 
 def test_old_failures_slide_out_of_the_window(repo, clock):
-    cb = breaker(repo, clock, failure_threshold=5, window=60)
+    cb = breaker(repo, clock, failure_threshold=5, minimum_calls=5, window=60)
     for i in range(4):
         cb.record_failure(B, f"r{i}")
     clock.now += 125  # two windows later: forgotten
@@ -80,7 +80,7 @@ def test_old_failures_slide_out_of_the_window(repo, clock):
 
 
 def trip(cb):
-    for i in range(5):
+    for i in range(10):  # the default minimum of calls
         cb.record_failure(B, f"trip{i}")
     assert cb.state(B).state == OPEN
 
@@ -97,6 +97,47 @@ def test_half_open_admits_one_probe_then_closes_on_success(repo, clock):
     cb.record_success(B, "probe")
     assert cb.state(B).state == CLOSED and cb.allow(B, "after").allowed
     assert cb.transitions == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+
+
+def test_a_long_healthy_run_then_a_few_failures_keeps_it_closed(repo, clock):
+    cb = breaker(repo, clock)  # defaults: 5 failures, 10 calls, 50 %
+    for i in range(995):
+        cb.record_success(B, f"ok{i}")
+    for i in range(5):
+        cb.record_failure(B, f"bad{i}")
+    assert cb.state(B).state == CLOSED  # 5 calls since trouble began: not enough to judge
+    for i in range(5):
+        cb.record_failure(B, f"worse{i}")
+    assert cb.state(B).state == OPEN  # 10 of 10 failed
+
+
+def test_a_flapping_model_backs_off_and_a_stable_one_starts_again_from_the_base(repo, clock):
+    cb = breaker(repo, clock, cooldown=30, max_cooldown=300)
+    cooldowns = []
+    for _ in range(3):
+        trip(cb)
+        cooldowns.append(cb.state(B).cooldown)
+        clock.now = cb.state(B).open_until
+        assert cb.allow(B, "probe").probe
+        cb.record_success(B, "probe")  # the probe's allocate worked...
+        clock.now += 5  # ...but it fails again right away
+    assert cooldowns == [30, 60, 120]
+    clock.now += 301  # stable for longer than the longest cool-down
+    trip(cb)
+    assert cb.state(B).cooldown == 30
+
+
+def test_the_breaker_is_advisory_when_its_table_fails(clock):
+    class Broken:
+        def get(self, breaker_id):
+            raise RuntimeError("DynamoDB unavailable")
+
+        def put_if_version(self, record, expected_version):
+            raise RuntimeError("DynamoDB unavailable")
+
+    cb = CircuitBreaker(Broken(), BreakerConfig(cache_seconds=0), clock=clock)
+    assert cb.allow(B, "r").allowed
+    cb.record_failure(B, "r")  # dropped and logged, never raised
 
 
 def test_failed_probe_reopens_with_a_longer_cooldown_up_to_the_cap(repo, clock):

@@ -1,15 +1,17 @@
-"""Step logic with fakes: what each step does to the lease and to HostedAI."""
+"""Step logic with fakes: what allocate and release do to the lease, the
+breaker and HostedAI, including every way an answer can be lost."""
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import replace
+
+import pytest
 
 from harpoon.adapters.hostedai import Allocation
 from harpoon.adapters.leases import Lease
 from harpoon.catalog import load_catalog
 from harpoon.domain.allocate import allocate, allocation_idempotency_key
+from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
 from harpoon.domain.release import release
 from harpoon.errors import (
     CircuitOpenError,
@@ -23,58 +25,70 @@ from harpoon.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
 from harpoon.models import AllocateInput, AllocateOutput, ReleaseInput
 from tests.fakes import FakeBreakerRepo
 
+QWEN_KEY = allocation_idempotency_key("req-1", "qwen-30b")
+GEMMA_KEY = allocation_idempotency_key("req-1", "gemma-270m")
+
 
 class FakeLeases:
-    """In-memory lease ledger recording each call."""
+    """In-memory lease ledger with the repository's semantics, recording calls."""
 
     def __init__(self, existing: Lease | None = None, fail_activate: Exception | None = None):
         self.leases = {existing.lease_id: existing} if existing else {}
         self.events = []
         self.fail_activate = fail_activate
 
-    def begin(self, *, lease_id, model, pool_id, idempotency_key, duration_seconds):
-        self.events.append(("begin", lease_id, idempotency_key))
-        lease = self.leases.get(lease_id)
-        if lease is None:
-            lease = Lease(lease_id, "PENDING", model, pool_id, idempotency_key)
-            self.leases[lease_id] = lease
-        return lease
-
-    def retarget(self, lease_id, *, model, idempotency_key, reason):
-        self.events.append(("retarget", lease_id, model))
-        self._set(lease_id, model=model, idempotency_key=idempotency_key, route_reason=reason)
-
     def _set(self, lease_id, **changes):
         self.leases[lease_id] = replace(self.leases[lease_id], **changes)
 
-    def activate(self, lease_id, **kwargs):
-        self.events.append(("activate", lease_id, kwargs["allocation_id"]))
+    def begin(self, *, lease_id, model, pool_id, idempotency_key, request, duration_seconds):
+        self.events.append(("begin", lease_id, idempotency_key))
+        if lease_id not in self.leases:
+            self.leases[lease_id] = Lease(lease_id, "PENDING", model, pool_id, idempotency_key,
+                                          pending_keys=frozenset({idempotency_key}), requests={idempotency_key: request})
+            return replace(self.leases[lease_id], created=True)
+        return self.leases[lease_id]
+
+    def expect(self, lease_id, *, idempotency_key, request):
+        self.events.append(("expect", idempotency_key))
+        self._set(lease_id, pending_keys=self.leases[lease_id].pending_keys | {idempotency_key})
+
+    def retarget(self, lease_id, *, model, idempotency_key, request, reason):
+        self.events.append(("retarget", model))
+        lease = self.leases[lease_id]
+        self._set(lease_id, model=model, idempotency_key=idempotency_key, route_reason=reason,
+                  pending_keys=lease.pending_keys | {idempotency_key})
+
+    def settle_key(self, lease_id, idempotency_key):
+        self.events.append(("settle", idempotency_key))
+        self._set(lease_id, pending_keys=self.leases[lease_id].pending_keys - {idempotency_key})
+
+    def activate(self, lease_id, *, allocation_id, assigned_gpu, expires_at, idempotency_key):
+        self.events.append(("activate", allocation_id))
         if self.fail_activate:
             raise self.fail_activate
-        self._set(lease_id, status="ACTIVE", allocation_id=kwargs["allocation_id"])
+        self._set(lease_id, status="ACTIVE", allocation_id=allocation_id,
+                  pending_keys=self.leases[lease_id].pending_keys - {idempotency_key})
 
     def mark_failed(self, lease_id, reason):
-        self.events.append(("failed", lease_id))
-
-    def note_outcome(self, lease_id, outcome):
-        self.events.append(("outcome", lease_id, outcome))
-        if self.leases[lease_id].last_outcome != "unknown":  # sticky, as in DynamoDB
-            self._set(lease_id, last_outcome=outcome)
+        self.events.append(("failed",))
+        self._set(lease_id, status="FAILED")
+        return True
 
     def mark_abandoned(self, lease_id):
-        self.events.append(("abandoned", lease_id))
+        self.events.append(("abandoned",))
+        self._set(lease_id, status="ABANDONED")
         return True
 
     def mark_released(self, lease_id):
-        self.events.append(("released", lease_id))
+        self.events.append(("released",))
         return True
 
     def mark_release_failed(self, lease_id, reason):
-        self.events.append(("release_failed", lease_id))
+        self.events.append(("release_failed",))
+        return True
 
     def get(self, lease_id):
         return self.leases.get(lease_id)
@@ -98,57 +112,57 @@ class FakeHostedAI:
             raise self.error
         return self.released
 
+    def models_asked(self):
+        return [c[1]["metadata"]["model"] for c in self.calls if c[0] == "allocate"]
+
+
+def healthy_breaker():
+    return CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+
+
+def open_breaker(*models):
+    breaker = healthy_breaker()
+    for model in models:
+        for i in range(10):
+            breaker.record_failure(f"pool#{model}", f"f{i}")
+    return breaker
+
 
 def run_allocate(hostedai, leases, model="qwen-30b", breaker=None):
-    breaker = breaker or CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
-    return allocate(AllocateInput(request_id="req-1", model=model), leases=leases, hostedai=hostedai, breaker=breaker,
-                    catalog=load_catalog(), pool_id="pool", duration_seconds=300)
+    return allocate(AllocateInput(request_id="req-1", model=model), leases=leases, hostedai=hostedai,
+                    breaker=breaker or healthy_breaker(), catalog=load_catalog(), pool_id="pool", duration_seconds=300)
 
 
-def test_allocate_writes_intent_first_then_asks_for_the_model_requirements():
+def pending(leases):
+    return leases.get("req-1").pending_keys
+
+
+# --- allocate: the happy path and idempotency ------------------------------------
+
+
+def test_allocate_records_the_key_before_asking_for_the_model_requirements():
     leases, hostedai = FakeLeases(), FakeHostedAI()
     out = run_allocate(hostedai, leases)
-    key = allocation_idempotency_key("req-1", "qwen-30b")
-    assert leases.events == [("begin", "req-1", key), ("activate", "req-1", "a-1")]
+    assert leases.events == [("begin", "req-1", QWEN_KEY), ("activate", "a-1")]
     call = hostedai.calls[0][1]
-    assert call["idempotency_key"] == key and len(key) <= 64
+    assert call["idempotency_key"] == QWEN_KEY and len(QWEN_KEY) <= 64
     assert call["requirements"] == {"min_tflops": 30.0, "min_vram_mb": 20480, "max_vram_mb": 20480}
-    assert (out.allocation_id, out.model, out.pool_id) == ("a-1", "qwen-30b", "pool")
+    assert (out.allocation_id, out.model, out.pool_id, out.degraded) == ("a-1", "qwen-30b", "pool", False)
+    assert pending(leases) == frozenset()
 
 
-def test_idempotency_key_is_stable_per_request_and_differs_between_requests():
+def test_idempotency_keys_are_stable_per_request_and_model():
     assert allocation_idempotency_key("a", "m") == allocation_idempotency_key("a", "m") != allocation_idempotency_key("b", "m")
     assert allocation_idempotency_key("a", "m") != allocation_idempotency_key("a", "n")
 
 
-def test_permanent_refusal_marks_the_lease_failed():
-    leases = FakeLeases()
-    with pytest.raises(UpstreamAuthError):
-        run_allocate(FakeHostedAI(error=UpstreamAuthError("no", status=401)), leases)
-    assert leases.events[-1] == ("failed", "req-1")
-
-
-@pytest.mark.parametrize(
-    ("error", "outcome"),
-    [
-        (UpstreamUnavailableError("down", status=500), "unknown"),
-        (UpstreamTimeoutError("slow"), "unknown"),
-        (UpstreamRateLimitedError("slow down", status=429), "refused"),
-        (UpstreamConnectionError("refused"), "refused"),
-    ],
-)
-def test_transient_failure_leaves_the_lease_pending_and_notes_the_outcome(error, outcome):
-    leases = FakeLeases()
-    with pytest.raises(type(error)):
-        run_allocate(FakeHostedAI(error=error), leases)
-    assert leases.events[1:] == [("outcome", "req-1", outcome)]
-    assert leases.get("req-1").status == "PENDING"
-
-
-def test_release_settles_a_pending_lease_that_was_always_refused_as_failed():
-    leases = FakeLeases(Lease("req-1", "PENDING", "m", "p", "k", last_outcome="refused"))
-    out = release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=FakeHostedAI())
-    assert out.status == "nothing_to_release" and leases.events == [("failed", "req-1")]
+def test_a_retried_allocate_after_success_returns_the_lease_without_a_second_gpu():
+    existing = Lease("req-1", "ACTIVE", "qwen-30b", "pool", QWEN_KEY, allocation_id="a-1", assigned_gpu="gpu-0",
+                     expires_at=1_800_000_000)
+    hostedai = FakeHostedAI()
+    out = run_allocate(hostedai, FakeLeases(existing))
+    assert (out.allocation_id, out.assigned_gpu) == ("a-1", "gpu-0") and hostedai.calls == []
+    assert out.expires_at.startswith("2027-01-15")
 
 
 def test_unknown_model_is_a_step_input_error_before_any_side_effect():
@@ -156,6 +170,145 @@ def test_unknown_model_is_a_step_input_error_before_any_side_effect():
     with pytest.raises(StepInputError):
         run_allocate(hostedai, leases, model="gpt-9")
     assert leases.events == [] and hostedai.calls == []
+
+
+def test_a_failed_ledger_write_after_allocating_gives_the_gpu_back():
+    leases, hostedai = FakeLeases(fail_activate=RuntimeError("DynamoDB down")), FakeHostedAI()
+    with pytest.raises(RuntimeError):
+        run_allocate(hostedai, leases)
+    assert [c[0] for c in hostedai.calls] == ["allocate", "release"]
+
+
+# --- allocate: failures and what stays pending -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "still_pending"),
+    [
+        (UpstreamUnavailableError("down", status=500), True),  # may have made one
+        (UpstreamTimeoutError("slow"), True),
+        (UpstreamRateLimitedError("slow down", status=429), False),  # clearly refused
+        (UpstreamConnectionError("refused"), False),  # never reached
+    ],
+)
+def test_transient_failure_keeps_the_key_pending_unless_clearly_refused(error, still_pending):
+    leases, breaker = FakeLeases(), healthy_breaker()
+    with pytest.raises(type(error)):
+        run_allocate(FakeHostedAI(error=error), leases, breaker=breaker)
+    assert (QWEN_KEY in pending(leases)) is still_pending
+    assert leases.get("req-1").status == "PENDING"
+    assert breaker.state("pool#qwen-30b").cur_failures == 1
+
+
+@pytest.mark.parametrize(("status", "still_pending"), [(400, False), (422, False), (409, True), (200, True)])
+def test_permanent_refusal_fails_the_lease_and_settles_only_what_is_proven(status, still_pending):
+    leases, breaker = FakeLeases(), healthy_breaker()
+    with pytest.raises(UpstreamRejectedError):
+        run_allocate(FakeHostedAI(error=UpstreamRejectedError("no", status=status)), leases, breaker=breaker)
+    assert leases.get("req-1").status == "FAILED"
+    assert (QWEN_KEY in pending(leases)) is still_pending  # 409 or an unreadable 2xx prove nothing
+    assert breaker.state("pool#qwen-30b").version == 0  # a 4xx never counts
+
+
+def test_auth_errors_fail_the_lease():
+    leases = FakeLeases()
+    with pytest.raises(UpstreamAuthError):
+        run_allocate(FakeHostedAI(error=UpstreamAuthError("no", status=401)), leases)
+    assert leases.get("req-1").status == "FAILED"
+
+
+# --- allocate: fallback ------------------------------------------------------------
+
+
+def test_open_breaker_falls_back_and_says_so():
+    leases, hostedai = FakeLeases(), FakeHostedAI()
+    out = run_allocate(hostedai, leases, breaker=open_breaker("qwen-30b"))
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: circuit open")
+    assert hostedai.models_asked() == ["gemma-270m"]
+    assert hostedai.calls[0][1]["idempotency_key"] == GEMMA_KEY
+    assert ("settle", QWEN_KEY) in leases.events  # recorded by begin, never sent
+    assert ("retarget", "gemma-270m") in leases.events and pending(leases) == frozenset()
+
+
+def test_no_capacity_falls_back_without_counting_as_a_breaker_failure():
+    breaker = healthy_breaker()
+    hostedai = FakeHostedAI(errors_by_model={"qwen-30b": NoCapacityError("full", status=503)})
+    leases = FakeLeases()
+    out = run_allocate(hostedai, leases, breaker=breaker)
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
+    assert breaker.state("pool#qwen-30b").cur_failures == 0
+    assert pending(leases) == frozenset()
+
+
+def test_nothing_can_serve_no_capacity_is_retryable():
+    leases = FakeLeases()
+    with pytest.raises(NoCapacityError, match="qwen-30b: no capacity; gemma-270m: no capacity"):
+        run_allocate(FakeHostedAI(error=NoCapacityError("full", status=503)), leases)
+    assert pending(leases) == frozenset()
+
+
+def test_nothing_can_serve_open_circuits_say_when_to_come_back_and_nothing_was_sent():
+    leases, hostedai = FakeLeases(), FakeHostedAI()
+    with pytest.raises(CircuitOpenError, match=r"retry after 30 s"):
+        run_allocate(hostedai, leases, breaker=open_breaker("qwen-30b", "gemma-270m"))
+    # HostedAI was never asked: no key pending, so Release settles it FAILED
+    # and the cleanup has nothing to ask HostedAI about.
+    assert hostedai.calls == [] and pending(leases) == frozenset()
+
+
+# --- allocate: a retry after a lost answer ------------------------------------------
+
+
+def lost_primary(**changes):
+    return Lease("req-1", "PENDING", "qwen-30b", "pool", QWEN_KEY, pending_keys=frozenset({QWEN_KEY}), **changes)
+
+
+def test_a_retry_replays_a_pending_key_even_if_its_circuit_opened():
+    hostedai, leases = FakeHostedAI(), FakeLeases(lost_primary())
+    out = run_allocate(hostedai, leases, breaker=open_breaker("qwen-30b"))
+    assert out.model == "qwen-30b" and not out.degraded  # found (or made) under the same key: no second GPU
+    assert hostedai.models_asked() == ["qwen-30b"] and pending(leases) == frozenset()
+
+
+def test_a_replay_refused_keeps_the_key_pending_for_the_cleanup():
+    # The replay says "no capacity": that proves nothing about the first call.
+    hostedai = FakeHostedAI(errors_by_model={"qwen-30b": NoCapacityError("full", status=503)})
+    leases = FakeLeases(lost_primary())
+    out = run_allocate(hostedai, leases)
+    assert out.model == "gemma-270m" and out.degraded
+    assert pending(leases) == {QWEN_KEY}  # the ACTIVE lease still names it: the cleanup asks again
+
+
+def test_a_replay_answered_429_keeps_the_key_pending():
+    leases = FakeLeases(lost_primary())
+    with pytest.raises(UpstreamRateLimitedError):
+        run_allocate(FakeHostedAI(error=UpstreamRateLimitedError("slow", status=429)), leases)
+    assert pending(leases) == {QWEN_KEY}
+
+
+def test_a_replay_answered_4xx_keeps_the_key_pending_while_failing_the_lease():
+    leases = FakeLeases(lost_primary())
+    with pytest.raises(UpstreamRejectedError):
+        run_allocate(FakeHostedAI(error=UpstreamRejectedError("no", status=422)), leases)
+    assert leases.get("req-1").status == "FAILED" and pending(leases) == {QWEN_KEY}
+
+
+def test_a_retry_after_a_clear_refusal_records_the_key_again_before_sending_it():
+    leases = FakeLeases(Lease("req-1", "PENDING", "qwen-30b", "pool", QWEN_KEY))
+    run_allocate(FakeHostedAI(), leases)
+    assert leases.events[1] == ("expect", QWEN_KEY)
+
+
+def test_a_retry_resumes_at_the_fallback_an_earlier_attempt_chose():
+    existing = Lease("req-1", "PENDING", "gemma-270m", "pool", GEMMA_KEY, pending_keys=frozenset({GEMMA_KEY}),
+                     route_reason="qwen-30b: no capacity")
+    hostedai = FakeHostedAI()
+    out = run_allocate(hostedai, FakeLeases(existing))
+    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
+    assert hostedai.models_asked() == ["gemma-270m"]
+
+
+# --- release -------------------------------------------------------------------------
 
 
 def allocation():
@@ -166,7 +319,7 @@ def test_release_gives_the_gpu_back_and_closes_the_lease():
     leases, hostedai = FakeLeases(), FakeHostedAI(released=False)
     out = release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases, hostedai=hostedai)
     assert out.status == "already_gone" and out.released
-    assert hostedai.calls == [("release", "a-1")] and leases.events == [("released", "req-1")]
+    assert hostedai.calls == [("release", "a-1")] and leases.events == [("released",)]
 
 
 def test_release_failure_flags_the_lease_and_raises_for_the_retry():
@@ -174,14 +327,28 @@ def test_release_failure_flags_the_lease_and_raises_for_the_retry():
     with pytest.raises(UpstreamUnavailableError):
         release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
                 hostedai=FakeHostedAI(error=UpstreamUnavailableError("down")))
-    assert leases.events == [("release_failed", "req-1")]
+    assert leases.events == [("release_failed",)]
 
 
-def test_release_without_allocation_abandons_a_pending_intent_without_calling_hostedai():
-    leases, hostedai = FakeLeases(Lease("req-1", "PENDING", "m", "p", "k")), FakeHostedAI()
-    out = release(ReleaseInput(request_id="req-1", allocation=None), leases=leases, hostedai=hostedai)
+def test_any_release_failure_flags_the_lease():
+    leases = FakeLeases()
+    with pytest.raises(ConfigurationError):
+        release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
+                hostedai=FakeHostedAI(error=ConfigurationError("secret unreadable")))
+    assert leases.events == [("release_failed",)]
+
+
+def test_release_without_allocation_abandons_a_lease_with_pending_keys():
+    leases, hostedai = FakeLeases(lost_primary()), FakeHostedAI()
+    out = release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=hostedai)
     assert out.status == "nothing_to_release" and not out.released
-    assert hostedai.calls == [] and leases.events == [("abandoned", "req-1")]
+    assert hostedai.calls == [] and leases.events == [("abandoned",)]
+
+
+def test_release_without_allocation_fails_a_lease_with_nothing_pending():
+    leases = FakeLeases(Lease("req-1", "PENDING", "m", "p", "k"))
+    assert release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=FakeHostedAI()).status == "nothing_to_release"
+    assert leases.events == [("failed",)]
 
 
 @pytest.mark.parametrize("status", [None, "FAILED", "RELEASED"])
@@ -198,109 +365,4 @@ def test_release_without_allocation_releases_an_active_lease_found_in_the_ledger
     hostedai = FakeHostedAI()
     out = release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=hostedai)
     assert out.status == "released" and hostedai.calls == [("release", "a-9")]
-    assert leases.events == [("released", "req-1")]
-
-
-def test_any_release_failure_flags_the_lease():
-    leases = FakeLeases()
-    with pytest.raises(ConfigurationError):
-        release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
-                hostedai=FakeHostedAI(error=ConfigurationError("secret unreadable")))
-    assert leases.events == [("release_failed", "req-1")]
-
-
-def test_a_retried_allocate_after_success_returns_the_lease_without_a_second_gpu():
-    existing = Lease("req-1", "ACTIVE", "qwen-30b", "pool", allocation_idempotency_key("req-1", "qwen-30b"),
-                     allocation_id="a-1", assigned_gpu="gpu-0", expires_at=1_800_000_000)
-    hostedai = FakeHostedAI()
-    out = run_allocate(hostedai, FakeLeases(existing))
-    assert (out.allocation_id, out.assigned_gpu) == ("a-1", "gpu-0") and hostedai.calls == []
-    assert out.expires_at.startswith("2027-01-15")
-
-
-def test_a_failed_ledger_write_after_allocating_gives_the_gpu_back():
-    leases, hostedai = FakeLeases(fail_activate=RuntimeError("DynamoDB down")), FakeHostedAI()
-    with pytest.raises(RuntimeError):
-        run_allocate(hostedai, leases)
-    assert [c[0] for c in hostedai.calls] == ["allocate", "release"]
-
-
-def test_an_unparseable_success_leaves_the_outcome_unknown_not_failed():
-    leases = FakeLeases()
-    with pytest.raises(UpstreamRejectedError):
-        run_allocate(FakeHostedAI(error=UpstreamRejectedError("garbled", status=200)), leases)
-    assert [e[0] for e in leases.events] == ["begin"]
-
-
-def open_breaker(model):
-    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
-    for i in range(5):
-        breaker.record_failure(f"pool#{model}", f"f{i}")
-    return breaker
-
-
-def test_open_breaker_falls_back_and_says_so():
-    leases, hostedai = FakeLeases(), FakeHostedAI()
-    out = run_allocate(hostedai, leases, breaker=open_breaker("qwen-30b"))
-    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: circuit open")
-    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["gemma-270m"]
-    assert hostedai.calls[0][1]["idempotency_key"] == allocation_idempotency_key("req-1", "gemma-270m")
-    assert ("retarget", "req-1", "gemma-270m") in leases.events
-
-
-def test_no_capacity_falls_back_without_counting_as_a_breaker_failure():
-    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
-    hostedai = FakeHostedAI(errors_by_model={"qwen-30b": NoCapacityError("full", status=503)})
-    out = run_allocate(hostedai, FakeLeases(), breaker=breaker)
-    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
-    assert breaker.state("pool#qwen-30b").cur_failures == 0
-
-
-def test_nothing_can_serve_no_capacity_is_retryable():
-    hostedai = FakeHostedAI(error=NoCapacityError("full", status=503))
-    with pytest.raises(NoCapacityError, match="qwen-30b: no capacity; gemma-270m: no capacity"):
-        run_allocate(hostedai, FakeLeases())
-
-
-def test_nothing_can_serve_open_circuits_say_when_to_come_back():
-    breaker = open_breaker("qwen-30b")
-    for i in range(5):
-        breaker.record_failure("pool#gemma-270m", f"g{i}")
-    leases, hostedai = FakeLeases(), FakeHostedAI()
-    with pytest.raises(CircuitOpenError, match=r"retry after 30 s"):
-        run_allocate(hostedai, leases, breaker=breaker)
-    # HostedAI was never asked: Release will settle the lease as FAILED, and
-    # the cleanup has nothing to reconcile.
-    assert hostedai.calls == [] and leases.get("req-1").last_outcome == "refused"
-
-
-def test_transient_failure_counts_against_the_breaker():
-    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
-    with pytest.raises(UpstreamUnavailableError):
-        run_allocate(FakeHostedAI(error=UpstreamUnavailableError("down", status=500)), FakeLeases(), breaker=breaker)
-    assert breaker.state("pool#qwen-30b").cur_failures == 1
-
-
-def test_a_client_4xx_never_counts_against_the_breaker():
-    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
-    with pytest.raises(UpstreamRejectedError):
-        run_allocate(FakeHostedAI(error=UpstreamRejectedError("bad", status=422)), FakeLeases(), breaker=breaker)
-    assert breaker.state("pool#qwen-30b").version == 0  # never written
-
-
-def test_a_retry_after_an_unknown_outcome_asks_the_same_model_again_even_if_its_circuit_opened():
-    existing = Lease("req-1", "PENDING", "qwen-30b", "pool", allocation_idempotency_key("req-1", "qwen-30b"),
-                     last_outcome="unknown")
-    hostedai = FakeHostedAI()
-    out = run_allocate(hostedai, FakeLeases(existing), breaker=open_breaker("qwen-30b"))
-    assert out.model == "qwen-30b" and not out.degraded  # found (or made) under the same key: no second GPU
-    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["qwen-30b"]
-
-
-def test_a_retry_resumes_at_the_fallback_an_earlier_attempt_chose():
-    existing = Lease("req-1", "PENDING", "gemma-270m", "pool", allocation_idempotency_key("req-1", "gemma-270m"),
-                     last_outcome="unknown", route_reason="qwen-30b: no capacity")
-    hostedai = FakeHostedAI()
-    out = run_allocate(hostedai, FakeLeases(existing))
-    assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
-    assert [c[1]["metadata"]["model"] for c in hostedai.calls] == ["gemma-270m"]
+    assert leases.events == [("released",)]

@@ -28,6 +28,7 @@ class BreakerRecord:
     probe_id: str | None = None
     probe_until: float = 0.0
     transitions: int = 0
+    closed_at: float = 0.0  # when a probe last closed it (cool-downs grow while it flaps)
     updated_at: float = 0.0
 
     def evolve(self, **changes) -> "BreakerRecord":

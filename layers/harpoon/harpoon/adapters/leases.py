@@ -6,17 +6,21 @@ later cleanup) can never both act on one lease:
 
     PENDING --allocate ok--> ACTIVE --release ok--> RELEASED
        |                        \--release failed--> RELEASE_FAILED --release ok--> RELEASED
-       |--allocate refused--> FAILED          (HostedAI said no: nothing to release)
-       \--allocate outcome unknown, workflow gave up--> ABANDONED
-                              (a timeout may have created it: the cleanup
-                               reconciles it by its idempotency key)
+       |--no GPU can exist--> FAILED
+       \--the workflow gave up while an answer may be lost--> ABANDONED
 
-The PENDING record is written before HostedAI is called, so a crash at any
-point leaves a record that names the idempotency key of the allocation.
+`pending_keys` is the heart of "nothing leaks": the allocate Idempotency-Keys
+whose outcome is unknown. A key is added *before* HostedAI is asked with it
+(so a crash at any point leaves it), and removed only when its outcome is
+known: HostedAI answered with an allocation (now `allocation_id`) or clearly
+refused the first call made with it. `requests` keeps the exact parameters
+sent with each key, so the cleanup can ask again with the same key and learn
+whether a GPU exists, whatever the lease's status.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,15 +48,12 @@ class Lease:
     assigned_gpu: str | None = None
     expires_at: int | None = None
     version: int = 0
-    # Of the last failed allocate attempt: "refused" (HostedAI answered, no
-    # GPU was created) or "unknown" (a timeout or 5xx may hide one).
-    last_outcome: str | None = None
-    # Every (idempotency key, model) this request has asked HostedAI for, so
-    # the cleanup can reconcile each of them.
-    attempts: frozenset = frozenset()
+    pending_keys: frozenset = frozenset()  # idempotency keys whose outcome is unknown
+    requests: dict | None = None  # key -> the allocate body sent with it (pool, model, requirements, duration)
     route_reason: str | None = None
-    duration_seconds: int = 300  # asked of HostedAI: a reconciling call must repeat it
+    duration_seconds: int = 300
     updated_at: int = 0
+    created: bool = False  # True only on the begin() call that created it
 
 
 def _s(value: str) -> dict:
@@ -69,115 +70,117 @@ class LeaseRepository:
         self._ddb = client
         self._clock = clock
 
-    def begin(self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, duration_seconds: int) -> Lease:
-        """Record the intent to allocate and return the lease as stored.
+    # --- the request path --------------------------------------------------------
 
-        Idempotent for a retried step: an existing PENDING lease is taken over
-        as it is (model, key and last outcome of the earlier attempt kept),
-        and an ACTIVE one with the same request is returned (the first run
-        finished but its answer was lost). Any other state is a conflict."""
+    def begin(
+        self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, request: dict, duration_seconds: int
+    ) -> Lease:
+        """Record the intent to allocate with `idempotency_key` (one write on
+        the happy path) and return the lease as stored.
+
+        Idempotent for a retried step: an existing PENDING lease is returned as
+        the earlier attempt left it (its current model, pending keys), and an
+        ACTIVE one too (the first run finished but its answer was lost). Any
+        other state is a conflict."""
         now = int(self._clock())
+        item = {
+            "lease_id": _s(lease_id),
+            "status": _s(PENDING),
+            "model": _s(model),
+            "pool_id": _s(pool_id),
+            "idempotency_key": _s(idempotency_key),
+            "pending_keys": {"SS": [idempotency_key]},
+            "requests": {"M": {idempotency_key: _s(json.dumps(request, sort_keys=True))}},
+            "duration_seconds": _n(duration_seconds),
+            "created_at": _n(now),
+            "updated_at": _n(now),
+            "expires_at": _n(now + duration_seconds),
+            "version": _n(1),
+        }
         try:
-            item = self._ddb.update_item(
+            self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(lease_id)")
+            return _lease(item, created=True)
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            pass
+        existing = self.get(lease_id)
+        if existing and existing.status in (PENDING, ACTIVE):
+            return existing
+        raise LeaseConflictError(
+            f"lease {lease_id} is already {existing.status if existing else 'gone'}", details={"lease_id": lease_id}
+        )
+
+    def expect(self, lease_id: str, *, idempotency_key: str, request: dict) -> None:
+        """About to ask HostedAI with this key (again): its outcome is unknown
+        until the answer is recorded."""
+        self._update(
+            lease_id,
+            "SET requests.#k = :req, updated_at = :now ADD pending_keys :keys, #v :one",
+            {"#k": idempotency_key},
+            {":req": _s(json.dumps(request, sort_keys=True)), ":keys": {"SS": [idempotency_key]}},
+            condition="#s = :pending",
+        )
+
+    def retarget(self, lease_id: str, *, model: str, idempotency_key: str, request: dict, reason: str) -> None:
+        """Move a PENDING lease to a fallback model, about to be asked with its own key."""
+        self._update(
+            lease_id,
+            "SET model = :m, idempotency_key = :key, route_reason = :r, requests.#k = :req, updated_at = :now "
+            "ADD pending_keys :keys, #v :one",
+            {"#k": idempotency_key},
+            {
+                ":m": _s(model),
+                ":key": _s(idempotency_key),
+                ":r": _s(reason[:500]),
+                ":req": _s(json.dumps(request, sort_keys=True)),
+                ":keys": {"SS": [idempotency_key]},
+            },
+            condition="#s = :pending",
+        )
+
+    def settle_key(self, lease_id: str, idempotency_key: str) -> None:
+        """This key's outcome is known and holds no GPU."""
+        self._update(
+            lease_id, "SET updated_at = :now DELETE pending_keys :keys ADD #v :one", {},
+            {":keys": {"SS": [idempotency_key]}}, condition=None,
+        )
+
+    def activate(self, lease_id: str, *, allocation_id: str, assigned_gpu: str, expires_at: int, idempotency_key: str) -> None:
+        """PENDING -> ACTIVE with the allocation this key returned. Also succeeds
+        when already ACTIVE with this allocation (a write retried after it landed)."""
+        try:
+            self._ddb.update_item(
                 TableName=self._table,
                 Key={"lease_id": _s(lease_id)},
-                UpdateExpression=(
-                    "SET #s = :pending, model = if_not_exists(model, :model), pool_id = :pool, "
-                    "idempotency_key = if_not_exists(idempotency_key, :key), created_at = if_not_exists(created_at, :now), "
-                    "updated_at = :now, expires_at = if_not_exists(expires_at, :exp), duration_seconds = :dur "
-                    "ADD attempts :attempt, #v :one"
-                ),
-                ConditionExpression="attribute_not_exists(lease_id) OR #s = :pending",
+                UpdateExpression="SET #s = :active, allocation_id = :a, assigned_gpu = :g, expires_at = :e, "
+                "updated_at = :now DELETE pending_keys :keys ADD #v :one",
+                ConditionExpression="#s = :pending OR (#s = :active AND allocation_id = :a)",
                 ExpressionAttributeNames={"#s": "status", "#v": "version"},
                 ExpressionAttributeValues={
-                    ":pending": _s(PENDING),
-                    ":model": _s(model),
-                    ":pool": _s(pool_id),
-                    ":key": _s(idempotency_key),
-                    ":now": _n(now),
-                    ":exp": _n(now + duration_seconds),
-                    ":dur": _n(duration_seconds),
-                    ":attempt": {"SS": [f"{idempotency_key}|{model}"]},
+                    ":active": _s(ACTIVE), ":pending": _s(PENDING), ":a": _s(allocation_id), ":g": _s(assigned_gpu),
+                    ":e": _n(expires_at), ":now": _n(int(self._clock())), ":keys": {"SS": [idempotency_key]},
                     ":one": _n(1),
                 },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
+            )
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            existing = self.get(lease_id)
-            if existing and existing.status == ACTIVE:
-                return existing
             raise LeaseConflictError(
-                f"lease {lease_id} is already {existing.status if existing else 'gone'}",
-                details={"lease_id": lease_id},
+                f"lease {lease_id} is not PENDING; cannot record allocation {allocation_id}", details={"lease_id": lease_id}
             ) from None
-        return _lease(item)
 
-    def retarget(self, lease_id: str, *, model: str, idempotency_key: str, reason: str) -> None:
-        """Point a PENDING lease at a fallback model (and remember the attempt)."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"lease_id": _s(lease_id)},
-                UpdateExpression="SET model = :m, idempotency_key = :k, route_reason = :r, updated_at = :now ADD attempts :a, #v :one",
-                ConditionExpression="#s = :pending",
-                ExpressionAttributeNames={"#s": "status", "#v": "version"},
-                ExpressionAttributeValues={
-                    ":m": _s(model), ":k": _s(idempotency_key), ":r": _s(reason[:500]), ":now": _n(int(self._clock())),
-                    ":a": {"SS": [f"{idempotency_key}|{model}"]}, ":one": _n(1), ":pending": _s(PENDING),
-                },
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise LeaseConflictError(f"lease {lease_id} is no longer PENDING", details={"lease_id": lease_id}) from None
-
-    def activate(self, lease_id: str, *, allocation_id: str, assigned_gpu: str, expires_at: int) -> None:
-        """PENDING -> ACTIVE. Also succeeds when the lease is already ACTIVE
-        with this allocation (a write retried after it had landed)."""
-        self._transition(
-            lease_id,
-            from_states=(PENDING,),
-            to_state=ACTIVE,
-            extra={"allocation_id": _s(allocation_id), "assigned_gpu": _s(assigned_gpu), "expires_at": _n(expires_at)},
-            or_already="allocation_id",
-        )
-
-    def note_outcome(self, lease_id: str, outcome: str) -> None:
-        """Record on a PENDING lease how an allocate attempt failed. "unknown"
-        is sticky: once an attempt may have created a GPU, a later clean
-        refusal does not make the lease safe to call FAILED."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"lease_id": _s(lease_id)},
-                UpdateExpression="SET last_outcome = :o, #u = :now ADD #v :one",
-                ConditionExpression="#s = :pending AND (attribute_not_exists(last_outcome) OR last_outcome <> :unknown)",
-                ExpressionAttributeNames={"#s": "status", "#u": "updated_at", "#v": "version"},
-                ExpressionAttributeValues={":o": _s(outcome), ":now": _n(int(self._clock())), ":one": _n(1),
-                                           ":pending": _s(PENDING), ":unknown": _s("unknown")},
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            pass  # not PENDING any more, or already "unknown": nothing to record
-
-    def mark_failed(self, lease_id: str, reason: str) -> None:
-        self._transition(lease_id, from_states=(PENDING,), to_state=FAILED, extra={"reason": _s(reason[:500])})
+    def mark_failed(self, lease_id: str, reason: str) -> bool:
+        """PENDING -> FAILED: this request will get no GPU (pending keys, if
+        any, stay for the cleanup)."""
+        return self._transition(lease_id, (PENDING,), FAILED, reason)
 
     def mark_abandoned(self, lease_id: str) -> bool:
-        """PENDING -> ABANDONED; False when the lease was not PENDING."""
-        return self._transition(lease_id, from_states=(PENDING,), to_state=ABANDONED, strict=False)
+        """PENDING -> ABANDONED: the workflow gave up with keys still pending."""
+        return self._transition(lease_id, (PENDING,), ABANDONED, None)
 
     def mark_released(self, lease_id: str) -> bool:
-        """-> RELEASED from any live state; False if already released."""
-        return self._transition(
-            lease_id, from_states=(ACTIVE, RELEASE_FAILED, PENDING, ABANDONED), to_state=RELEASED, strict=False
-        )
+        """-> RELEASED from a state that held the allocation; False if not."""
+        return self._transition(lease_id, (ACTIVE, RELEASE_FAILED), RELEASED, None)
 
-    def mark_release_failed(self, lease_id: str, reason: str) -> None:
-        self._transition(
-            lease_id,
-            from_states=(ACTIVE, RELEASE_FAILED),
-            to_state=RELEASE_FAILED,
-            extra={"reason": _s(reason[:500])},
-            strict=False,
-        )
+    def mark_release_failed(self, lease_id: str, reason: str) -> bool:
+        return self._transition(lease_id, (ACTIVE, RELEASE_FAILED), RELEASE_FAILED, reason)
 
     def get(self, lease_id: str) -> Lease | None:
         item = self._ddb.get_item(TableName=self._table, Key={"lease_id": _s(lease_id)}, ConsistentRead=True).get(
@@ -185,13 +188,15 @@ class LeaseRepository:
         )
         return _lease(item) if item else None
 
+    # --- the cleanup ---------------------------------------------------------------
+
     def scan_unsettled(self):
-        """Every lease that may still hold a GPU. A Scan: fine for the simple
-        cleanup, replaced by a query on an expiry index for scale."""
+        """Every lease that holds, or may hold, a GPU. A Scan: fine for the
+        simple cleanup; replaced by a query on an expiry index for scale."""
         paginator = self._ddb.get_paginator("scan")
         pages = paginator.paginate(
             TableName=self._table,
-            FilterExpression="#s IN (:a, :rf, :ab, :p)",
+            FilterExpression="#s IN (:a, :rf, :ab, :p) OR attribute_exists(pending_keys)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":a": _s(ACTIVE), ":rf": _s(RELEASE_FAILED), ":ab": _s(ABANDONED), ":p": _s(PENDING)},
             ConsistentRead=True,
@@ -200,75 +205,70 @@ class LeaseRepository:
             for item in page.get("Items", []):
                 yield _lease(item)
 
-    def settle_unresolved(self, lease_id: str, *, expected_version: int) -> bool:
-        """ABANDONED or PENDING -> RELEASED once the cleanup has reconciled
-        every attempt, unless the lease changed since it was read."""
+    def close_unresolved(self, lease_id: str, *, stale_before: int) -> bool:
+        """ABANDONED, or PENDING untouched since `stale_before`, with no key
+        pending any more -> RELEASED. Conditional, so a lease an execution
+        took back in the meantime is left alone."""
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key={"lease_id": _s(lease_id)},
-                UpdateExpression="SET #s = :released, #u = :now, reason = :why ADD #v :one",
-                ConditionExpression="#v = :expected AND #s IN (:ab, :p)",
-                ExpressionAttributeNames={"#s": "status", "#u": "updated_at", "#v": "version"},
+                UpdateExpression="SET #s = :released, updated_at = :now, reason = :why ADD #v :one",
+                ConditionExpression="attribute_not_exists(pending_keys) AND "
+                "(#s = :ab OR (#s = :p AND updated_at <= :stale))",
+                ExpressionAttributeNames={"#s": "status", "#v": "version"},
                 ExpressionAttributeValues={
-                    ":released": _s(RELEASED), ":now": _n(int(self._clock())), ":why": _s("reconciled by cleanup"),
-                    ":one": _n(1), ":expected": _n(expected_version), ":ab": _s(ABANDONED), ":p": _s(PENDING),
+                    ":released": _s(RELEASED), ":now": _n(int(self._clock())), ":why": _s("settled by cleanup"),
+                    ":one": _n(1), ":ab": _s(ABANDONED), ":p": _s(PENDING), ":stale": _n(stale_before),
                 },
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
-    def _transition(
-        self,
-        lease_id: str,
-        *,
-        from_states: tuple[str, ...],
-        to_state: str,
-        extra: dict | None = None,
-        strict=True,
-        or_already: str | None = None,
-    ) -> bool:
-        """Conditional update, only from `from_states`; with `or_already` (an
-        attribute of `extra`), also when the item is already in `to_state`
-        with that attribute's new value, so a repeated write is a no-op."""
-        names = {"#s": "status", "#v": "version", "#u": "updated_at"}
-        values = {":to": _s(to_state), ":now": _n(int(self._clock())), ":one": _n(1)}
-        sets = ["#s = :to", "#u = :now"]
-        placeholder = {}
-        for i, (key, value) in enumerate((extra or {}).items()):
-            names[f"#e{i}"] = key
-            values[f":e{i}"] = value
-            sets.append(f"#e{i} = :e{i}")
-            placeholder[key] = i
+    # --- internals -------------------------------------------------------------------
+
+    def _transition(self, lease_id: str, from_states: tuple[str, ...], to_state: str, reason: str | None) -> bool:
+        values = {":to": _s(to_state)}
         allowed = []
         for i, state in enumerate(from_states):
             values[f":f{i}"] = _s(state)
             allowed.append(f":f{i}")
-        condition = f"#s IN ({', '.join(allowed)})"
-        if or_already:
-            i = placeholder[or_already]
-            condition = f"({condition} OR (#s = :to AND #e{i} = :e{i}))"
+        update = "SET #s = :to, updated_at = :now"
+        if reason is not None:
+            update += ", reason = :why"
+            values[":why"] = _s(reason[:500])
+        try:
+            self._update(lease_id, update + " ADD #v :one", {}, values, condition=f"#s IN ({', '.join(allowed)})")
+        except LeaseConflictError:
+            return False
+        return True
+
+    def _update(self, lease_id: str, expression: str, names: dict, values: dict, *, condition: str | None) -> None:
+        names = {"#v": "version", **names}
+        values = {":now": _n(int(self._clock())), ":one": _n(1), **values}
+        kwargs = {}
+        if condition is not None:
+            names["#s"] = "status"
+            if ":pending" in condition:
+                values[":pending"] = _s(PENDING)
+            kwargs["ConditionExpression"] = f"attribute_exists(lease_id) AND {condition}"
+        else:
+            kwargs["ConditionExpression"] = "attribute_exists(lease_id)"
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key={"lease_id": _s(lease_id)},
-                UpdateExpression=f"SET {', '.join(sets)} ADD #v :one",
-                ConditionExpression=f"attribute_exists(lease_id) AND {condition}",
+                UpdateExpression=expression,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                **kwargs,
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            if strict:
-                raise LeaseConflictError(
-                    f"lease {lease_id} is not in {'/'.join(from_states)}; cannot move it to {to_state}",
-                    details={"lease_id": lease_id},
-                ) from None
-            return False
-        return True
+            raise LeaseConflictError(f"lease {lease_id} is not in the expected state", details={"lease_id": lease_id}) from None
 
 
-def _lease(item: dict) -> Lease:
+def _lease(item: dict, *, created: bool = False) -> Lease:
     return Lease(
         lease_id=item["lease_id"]["S"],
         status=item["status"]["S"],
@@ -279,9 +279,10 @@ def _lease(item: dict) -> Lease:
         assigned_gpu=item.get("assigned_gpu", {}).get("S"),
         expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
         version=int(item.get("version", {}).get("N", 0)),
-        last_outcome=item.get("last_outcome", {}).get("S"),
-        attempts=frozenset(item.get("attempts", {}).get("SS", [])),
+        pending_keys=frozenset(item.get("pending_keys", {}).get("SS", [])),
+        requests={k: json.loads(v["S"]) for k, v in item.get("requests", {}).get("M", {}).items()},
         route_reason=item.get("route_reason", {}).get("S"),
         duration_seconds=int(item.get("duration_seconds", {}).get("N", 300)),
         updated_at=int(item.get("updated_at", {}).get("N", 0)),
+        created=created,
     )

@@ -7,11 +7,13 @@ is open or HostedAI says its pool has no capacity; a fallback is labelled
 find capacity) or CircuitOpenError (the breakers say when to come back).
 
 Idempotency: each (request, model) has its own Idempotency-Key, so a retried
-Lambda or state gets the same allocation back instead of a second GPU. A
-retried step takes the PENDING lease over as the earlier attempt left it; if
-that attempt's outcome was unknown (a timeout may have created a GPU) the same
-model and key are asked again first, whatever the breaker says: that call
-finds the lost allocation instead of adding a second one.
+Lambda or state gets the same allocation back instead of a second GPU. A key
+is recorded on the lease as pending *before* it is sent, and settled only
+when its outcome is known (see adapters/leases.py), so a crash or timeout at
+any point leaves it for Release or the cleanup. A retried step takes the
+PENDING lease over as the earlier attempt left it and asks a still-pending
+key again first, whatever the breaker says: that call finds the lost
+allocation instead of adding a second one.
 """
 
 from __future__ import annotations
@@ -64,34 +66,51 @@ def allocate(
     except KeyError as exc:
         raise StepInputError(str(exc)) from None
     primary = chain[0]
+
+    def request_for(spec: ModelSpec) -> dict:
+        return {"pool_id": pool_id, "model": spec.id, "requirements": spec.requirements(), "duration_seconds": duration_seconds}
+
     lease = leases.begin(
         lease_id=inp.request_id,
         model=primary.id,
         pool_id=pool_id,
         idempotency_key=allocation_idempotency_key(inp.request_id, primary.id),
+        request=request_for(primary),
         duration_seconds=duration_seconds,
     )
     if lease.status == ACTIVE:  # a retry after the first run had finished
         return _output_from_lease(lease, primary.id, started)
 
-    # Resume where the earlier attempt stopped (it may have moved to a fallback).
+    # Resume where an earlier attempt stopped (it may have moved to a fallback).
     ids = [spec.id for spec in chain]
     current = ids.index(lease.model) if lease.model in ids else 0
     skipped: list[str] = [lease.route_reason] if current > 0 and lease.route_reason else []
     retry_after: list[float] = []
     capacity_short = False
+    pending = set(lease.pending_keys)
     for spec in chain[current:]:
         breaker_id = CircuitBreaker.breaker_id(pool_id, spec.id)
-        reconciling = spec.id == lease.model and lease.last_outcome == "unknown"
-        if not reconciling:
+        key = allocation_idempotency_key(inp.request_id, spec.id)
+        # A key already asked by an earlier attempt whose answer never came:
+        # ask again (same key: HostedAI returns the GPU it made, if any),
+        # whatever the breaker says, rather than add a second GPU elsewhere.
+        replaying = key in pending and not lease.created
+        if not replaying:
             decision = breaker.allow(breaker_id, inp.request_id)
             if not decision.allowed:
                 skipped.append(f"{spec.id}: {decision.reason}")
                 retry_after.append(decision.retry_after)
+                if key in pending:  # recorded by begin(), never sent
+                    leases.settle_key(inp.request_id, key)
+                    pending.discard(key)
                 continue
-        key = allocation_idempotency_key(inp.request_id, spec.id)
         if spec.id != lease.model:
-            leases.retarget(inp.request_id, model=spec.id, idempotency_key=key, reason="; ".join(skipped))
+            leases.retarget(inp.request_id, model=spec.id, idempotency_key=key, request=request_for(spec),
+                            reason="; ".join(skipped))
+            pending.add(key)
+        elif key not in pending:
+            leases.expect(inp.request_id, idempotency_key=key, request=request_for(spec))
+            pending.add(key)
         try:
             allocation = hostedai.allocate(
                 pool_id=pool_id,
@@ -101,43 +120,48 @@ def allocate(
                 metadata={"request_id": inp.request_id, "model": spec.id},
             )
         except NoCapacityError:
-            # A full pool is not a sick one: no breaker failure; try the next model.
-            leases.note_outcome(inp.request_id, "refused")
+            # A full pool is not a sick one: the breaker hears a healthy answer.
+            breaker.record_success(breaker_id, inp.request_id)
+            if not replaying:  # a first call refused: no GPU under this key
+                leases.settle_key(inp.request_id, key)
+                pending.discard(key)
             skipped.append(f"{spec.id}: no capacity")
             capacity_short = True
             continue
         except TransientUpstreamError as exc:
             breaker.record_failure(breaker_id, inp.request_id)
-            # The lease stays PENDING: the state machine retries this step, and
-            # the retry takes the lease over. Note whether this attempt could
-            # have created a GPU.
-            leases.note_outcome(inp.request_id, "refused" if isinstance(exc, DEFINITE_REFUSALS) else "unknown")
+            if isinstance(exc, DEFINITE_REFUSALS) and not replaying:
+                leases.settle_key(inp.request_id, key)
+            # Otherwise (timeouts, 5xx) the key stays pending. The state
+            # machine retries this step; the retry takes the lease over.
             raise
         except PermanentUpstreamError as exc:
-            # HostedAI refused (4xx): nothing exists to release, and a retry
-            # cannot help. A success we could not read is no refusal: its
-            # outcome is unknown, so the lease stays PENDING for Release.
-            if exc.status is not None and exc.status >= 300:
-                leases.mark_failed(inp.request_id, exc.message)
+            # HostedAI answered: the service is healthy, the request is not.
+            breaker.record_success(breaker_id, inp.request_id)
+            if not replaying and exc.status is not None and 400 <= exc.status < 500 and exc.status != 409:
+                leases.settle_key(inp.request_id, key)  # refused outright: nothing made
+            # A success we could not read, a 409 or a refused replay prove
+            # nothing: the key stays pending for the cleanup.
+            leases.mark_failed(inp.request_id, exc.message)
             raise
         breaker.record_success(breaker_id, inp.request_id)
-        return _activate(leases, hostedai, inp.request_id, spec, primary, allocation, pool_id, skipped, duration_seconds, started)
+        return _activate(leases, hostedai, inp.request_id, spec, primary, allocation, pool_id, skipped, key,
+                         duration_seconds, started)
 
     summary = "; ".join(skipped)  # e.g. "qwen-30b: circuit open; gemma-270m: no capacity"
     if capacity_short:
         raise NoCapacityError(summary)
-    # Every circuit was open: HostedAI was not asked this time, so this
-    # attempt created nothing (a sticky "unknown" from an earlier one stays).
-    leases.note_outcome(inp.request_id, "refused")
     wait = max(1, int(min(retry_after) + 0.999)) if retry_after else 1
     raise CircuitOpenError(f"{summary} (retry after {wait} s)")
 
 
-def _activate(leases, hostedai, request_id, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, duration_seconds, started):
+def _activate(leases, hostedai, request_id, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, key,
+              duration_seconds, started):
     expires_at = _epoch(allocation.expires_at) or int(time.time()) + duration_seconds
     try:
         leases.activate(
-            request_id, allocation_id=allocation.allocation_id, assigned_gpu=allocation.assigned_gpu, expires_at=expires_at
+            request_id, allocation_id=allocation.allocation_id, assigned_gpu=allocation.assigned_gpu,
+            expires_at=expires_at, idempotency_key=key,
         )
     except Exception:
         # The GPU exists but our ledger does not say so: give it back now
@@ -177,7 +201,7 @@ def _output_from_lease(lease: Lease, primary: str, started: float) -> AllocateOu
 def _release_quietly(hostedai: HostedAIClient, allocation_id: str) -> None:
     try:
         hostedai.release(allocation_id)
-    except Exception:  # the original error matters more; the lease stays PENDING
+    except Exception:  # the original error matters more; the key stays pending
         pass
 
 

@@ -2,8 +2,11 @@
 
     CLOSED --failures in the rolling window reach the threshold--> OPEN
     OPEN --cool-down over; exactly one caller wins the probe--> HALF_OPEN
-    HALF_OPEN --probe succeeds--> CLOSED (cool-down back to its base)
+    HALF_OPEN --probe succeeds--> CLOSED
     HALF_OPEN --probe fails--> OPEN with the cool-down doubled (up to a cap)
+    CLOSED --trips again within max_cooldown of closing--> OPEN, cool-down doubled
+    (a model that keeps flapping backs off; one stable for that long starts
+    again from the base cool-down)
 
 Why these rules (see ../shared/brief/anchors.md): LiteLLM has no half-open
 state and its cool-downs are per instance; the AWS sample opens on a single
@@ -21,24 +24,34 @@ Window: two fixed buckets of `window` seconds with the previous one weighted
 by how much of it still overlaps the sliding window (the usual sliding-window
 approximation). Writes happen on outcomes only, and a success is written only
 when it can change a decision: while the window holds failures, or to close a
-half-open breaker. So `calls` counts the calls since the window's first
-failure, which is what the rate should judge; a healthy model costs no write.
+half-open breaker; a healthy model costs no write. The price, stated plainly:
+`calls` counts the calls *since the window's first failure* (and a container
+whose cached read is up to `cache_seconds` old may miss a few successes), so
+the rule reads "of the last `minimum_calls` or more calls since trouble
+began, at least `failure_rate` failed, and at least `failure_threshold` of
+them". 995 successes then 5 failures do not open it (5 calls < 10).
 Reads are cached in memory for `cache_seconds` (0 disables).
+
+The breaker is advisory: if its table cannot be read or written, calls are
+allowed and the outcome is dropped (logged), never turned into an error.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
 
 from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN, BreakerRecord, BreakerRepository
 
+_log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class BreakerConfig:
     failure_threshold: int = 5
-    minimum_calls: int = 5
+    minimum_calls: int = 10
     failure_rate: float = 0.5
     window: float = 60.0
     cooldown: float = 30.0
@@ -60,7 +73,7 @@ class Decision:
 
 
 class CircuitBreaker:
-    MAX_RACES = 10
+    MAX_RACES = 20
 
     def __init__(self, repo: BreakerRepository, config: BreakerConfig = BreakerConfig(), clock=time.time, on_transition=None) -> None:
         self._repo = repo
@@ -77,6 +90,13 @@ class CircuitBreaker:
 
     def allow(self, breaker_id: str, request_id: str) -> Decision:
         """May this request call HostedAI for this (pool, model) now?"""
+        try:
+            return self._allow(breaker_id, request_id)
+        except Exception:  # noqa: BLE001 - advisory: a broken breaker must not block traffic
+            _log.warning("circuit breaker unavailable; allowing %s", breaker_id, exc_info=True)
+            return Decision(True, CLOSED)
+
+    def _allow(self, breaker_id: str, request_id: str) -> Decision:
         record = self._read(breaker_id, cached=True)
         for _ in range(self.MAX_RACES):
             now = self._clock()
@@ -98,15 +118,23 @@ class CircuitBreaker:
         return Decision(False, record.state, retry_after=1.0)
 
     def record_success(self, breaker_id: str, request_id: str) -> None:
-        self._record(breaker_id, request_id, failed=False)
+        """A proper answer from HostedAI (including a 4xx or "no capacity")."""
+        self._record_safely(breaker_id, request_id, failed=False)
 
     def record_failure(self, breaker_id: str, request_id: str) -> None:
-        self._record(breaker_id, request_id, failed=True)
+        """An upstream fault: 5xx, 429, timeout, connection error."""
+        self._record_safely(breaker_id, request_id, failed=True)
 
     def state(self, breaker_id: str) -> BreakerRecord:
         return self._read(breaker_id, cached=False)
 
     # --- internals -------------------------------------------------------------
+
+    def _record_safely(self, breaker_id: str, request_id: str, *, failed: bool) -> None:
+        try:
+            self._record(breaker_id, request_id, failed=failed)
+        except Exception:  # noqa: BLE001 - advisory: never fail the request for the breaker
+            _log.warning("circuit breaker outcome dropped for %s", breaker_id, exc_info=True)
 
     def _record(self, breaker_id: str, request_id: str, *, failed: bool) -> None:
         record = self._read(breaker_id, cached=True)
@@ -118,6 +146,7 @@ class CircuitBreaker:
                 return
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # spread racing writers
             record = self._read(breaker_id, cached=False)
+        _log.warning("circuit breaker outcome dropped for %s after %d lost races", breaker_id, self.MAX_RACES)
 
     def _next(self, record: BreakerRecord, request_id: str, failed: bool, now: float) -> BreakerRecord | None:
         c = self._config
@@ -128,7 +157,8 @@ class CircuitBreaker:
                 cooldown = min(max(record.cooldown, c.cooldown) * 2, c.max_cooldown)
                 return record.evolve(state=OPEN, open_until=now + cooldown, cooldown=cooldown, probe_id=None,
                                      probe_until=0.0, transitions=record.transitions + 1, updated_at=now)
-            return record.evolve(state=CLOSED, cooldown=c.cooldown, probe_id=None, probe_until=0.0, bucket_start=now,
+            # The cool-down is kept: should it trip again soon, it backs off further.
+            return record.evolve(state=CLOSED, probe_id=None, probe_until=0.0, bucket_start=now, closed_at=now,
                                  cur_failures=0, cur_calls=0, prev_failures=0, prev_calls=0,
                                  transitions=record.transitions + 1, updated_at=now)
         if record.state == OPEN:
@@ -140,7 +170,9 @@ class CircuitBreaker:
         rotated = rotated.evolve(cur_calls=rotated.cur_calls + 1, cur_failures=rotated.cur_failures + failed, updated_at=now)
         failures, calls = failures + failed, calls + 1
         if failed and failures >= c.failure_threshold and calls >= c.minimum_calls and failures / calls >= c.failure_rate:
-            return rotated.evolve(state=OPEN, open_until=now + c.cooldown, cooldown=c.cooldown,
+            flapping = record.closed_at and now - record.closed_at < c.max_cooldown
+            cooldown = min(max(record.cooldown, c.cooldown) * 2, c.max_cooldown) if flapping else c.cooldown
+            return rotated.evolve(state=OPEN, open_until=now + cooldown, cooldown=cooldown,
                                   transitions=rotated.transitions + 1)
         return rotated
 

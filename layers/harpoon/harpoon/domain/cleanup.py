@@ -1,20 +1,23 @@
 """Cleanup: give back every GPU the request path could not.
 
 A deliberately simple sweep (a Scan of the lease table; the reclaim sweep on
-an expiry index replaces it later). Each lease still holding, or possibly
-holding, a GPU is settled:
+an expiry index replaces it later). Each lease that holds, or may hold, a GPU
+is settled:
 
-- RELEASE_FAILED: released now (Release kept failing).
+- RELEASE_FAILED: its allocation is released now (Release kept failing).
 - ACTIVE whose execution is certainly over (not updated for
   `stale_after_seconds`, longer than the state machine may run) or whose
   HostedAI expiry has passed: released now (e.g. the Release Lambda crashed).
-- ABANDONED, or PENDING and stale: every (key, model) it asked HostedAI for is
-  asked again with the same Idempotency-Key. HostedAI answers with the lost
-  allocation if the first call created one, which is then released; if it
-  creates one now, that one is released at once (a brief cost, never a leak).
+- Every pending idempotency key (an allocate whose answer never came), unless
+  an execution may still be using the lease: HostedAI is asked again with the
+  same key and the exact parameters first sent. It answers with the GPU that
+  call made, which is released; if it makes one now, that one is released at
+  once (a brief cost, never a leak). A clear "no capacity" means nothing
+  exists under the key.
+- ABANDONED, or PENDING and stale, once no key is pending: closed.
 
-Each settlement ends with a conditional write, so a lease that an execution
-moved on in the meantime is left alone.
+Every settlement is a conditional write, so a lease that an execution took
+back in the meantime is left alone. One lease failing never stops the sweep.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from dataclasses import dataclass, field
 
 from harpoon.adapters.hostedai import HostedAIClient
 from harpoon.adapters.leases import ABANDONED, ACTIVE, PENDING, RELEASE_FAILED, Lease, LeaseRepository
-from harpoon.catalog import Catalog
 from harpoon.errors import NoCapacityError, UpstreamError
 
 
@@ -32,67 +34,66 @@ from harpoon.errors import NoCapacityError, UpstreamError
 class SweepReport:
     examined: int = 0
     released: int = 0  # GPUs given back
-    reconciled: int = 0  # abandoned or stale pending leases settled
-    already_gone: int = 0
+    reconciled: int = 0  # pending keys settled
+    closed: int = 0  # abandoned or stale pending leases closed
     failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"examined": self.examined, "released": self.released, "reconciled": self.reconciled,
-                "already_gone": self.already_gone, "failed": self.failed}
+                "closed": self.closed, "failed": self.failed}
 
 
-def sweep(
-    *,
-    leases: LeaseRepository,
-    hostedai: HostedAIClient,
-    catalog: Catalog,
-    stale_after_seconds: float,
-    clock=time.time,
-) -> SweepReport:
+def sweep(*, leases: LeaseRepository, hostedai: HostedAIClient, stale_after_seconds: float, clock=time.time) -> SweepReport:
     report = SweepReport()
     now = clock()
+    stale_before = int(now - stale_after_seconds)
     for lease in leases.scan_unsettled():
         report.examined += 1
-        stale = now - lease.updated_at >= stale_after_seconds
+        stale = lease.updated_at <= stale_before
         try:
-            if lease.status == RELEASE_FAILED or (lease.status == ACTIVE and (stale or (lease.expires_at or now + 1) <= now)):
+            expired = lease.expires_at is not None and lease.expires_at <= now
+            if lease.status == RELEASE_FAILED or (lease.status == ACTIVE and (stale or expired)):
                 _release(lease, leases, hostedai, report)
-            elif lease.status == ABANDONED or (lease.status == PENDING and stale):
-                _reconcile(lease, leases, hostedai, catalog, report)
-        except UpstreamError as exc:
-            report.failed.append(f"{lease.lease_id}: {exc.message}")
+            if lease.pending_keys and not (lease.status == PENDING and not stale):
+                _reconcile(lease, leases, hostedai, report)
+            if lease.status == ABANDONED or (lease.status == PENDING and stale):
+                if leases.close_unresolved(lease.lease_id, stale_before=stale_before):
+                    report.closed += 1
+        except Exception as exc:  # noqa: BLE001 - report it, go on with the next lease
+            report.failed.append(f"{lease.lease_id}: {type(exc).__name__}: {exc}")
     return report
 
 
 def _release(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
     if lease.allocation_id and hostedai.release(lease.allocation_id):
         report.released += 1
-    else:
-        report.already_gone += 1
     leases.mark_released(lease.lease_id)
 
 
-def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, catalog: Catalog, report: SweepReport) -> None:
-    for attempt in sorted(lease.attempts):
-        key, _, model = attempt.rpartition("|")
+def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
+    for key in sorted(lease.pending_keys):
+        sent = (lease.requests or {}).get(key)
+        if not sent:
+            report.failed.append(f"{lease.lease_id}: no parameters recorded for {key}")
+            continue
         try:
             allocation = hostedai.allocate(
-                pool_id=lease.pool_id,
-                requirements=catalog.get(model).requirements(),
-                duration_seconds=lease.duration_seconds,
+                pool_id=sent["pool_id"],
+                requirements=sent["requirements"],
+                duration_seconds=sent["duration_seconds"],
                 idempotency_key=key,
-                metadata={"request_id": lease.lease_id, "model": model, "reconcile": True},
+                metadata={"request_id": lease.lease_id, "model": sent["model"], "reconcile": True},
             )
         except NoCapacityError:
-            continue  # nothing exists under this key, and none was made now
+            leases.settle_key(lease.lease_id, key)  # nothing exists under this key, none was made now
+            report.reconciled += 1
+            continue
         except UpstreamError as exc:
-            if exc.status == 409:
-                # HostedAI holds this key with other parameters: nothing we
-                # asked for. Say so rather than guess.
-                report.failed.append(f"{lease.lease_id}: {key} could not be reconciled (409)")
-                continue
-            raise
-        if hostedai.release(allocation.allocation_id):
+            # e.g. 409: HostedAI holds this key with other parameters. Keep it
+            # pending and say so; never guess.
+            report.failed.append(f"{lease.lease_id}: {key}: {exc.message}")
+            continue
+        if allocation.allocation_id != lease.allocation_id and hostedai.release(allocation.allocation_id):
             report.released += 1
-    if leases.settle_unresolved(lease.lease_id, expected_version=lease.version):
+        leases.settle_key(lease.lease_id, key)
         report.reconciled += 1

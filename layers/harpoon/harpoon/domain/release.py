@@ -25,12 +25,12 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
         lease = leases.get(inp.request_id)
         if lease is None or lease.status not in (ACTIVE, RELEASE_FAILED) or not lease.allocation_id:
             if lease is not None and lease.status == PENDING:
-                if lease.last_outcome == "refused":
-                    leases.mark_failed(inp.request_id, "HostedAI refused every allocate attempt")
-                else:
-                    # Outcome unknown (timeouts, 5xx): flag it for the cleanup,
-                    # which can ask HostedAI by the lease's idempotency key.
+                if lease.pending_keys:
+                    # An answer may be lost (timeouts, 5xx, a crash): the
+                    # cleanup asks HostedAI again with each pending key.
                     leases.mark_abandoned(inp.request_id)
+                else:
+                    leases.mark_failed(inp.request_id, "no allocation was made")
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         lease_id, allocation_id = lease.lease_id, lease.allocation_id
     try:
