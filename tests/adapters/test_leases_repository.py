@@ -111,3 +111,13 @@ def test_scan_finds_every_lease_that_may_hold_a_gpu(repo):
     begin(repo, "failed-with-key")
     repo.mark_failed("failed-with-key", "409 on replay")
     assert {lease.lease_id for lease in repo.scan_unsettled()} == {"pending", "failed-with-key"}
+
+
+def test_a_second_execution_for_the_same_request_is_a_conflict(repo):
+    repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
+               execution_id="exec-1")
+    assert repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
+                      execution_id="exec-1").status == "PENDING"  # the same execution retrying its step
+    with pytest.raises(LeaseConflictError, match="another execution"):
+        repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
+                   execution_id="exec-2")

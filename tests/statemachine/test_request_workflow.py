@@ -331,3 +331,26 @@ def test_nothing_can_serve_is_503_with_retry_after(engine, emulator, lambda_cont
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["error"]["code"] == "no_capacity"
     assert int(response["headers"]["Retry-After"]) >= 1
+
+
+def test_a_key_retried_after_a_504_gets_the_first_executions_answer_without_new_gpu_work(
+        engine, emulator, lambda_context, monkeypatch):
+    import time
+
+    from harpoon import deps
+
+    monkeypatch.setenv("SYNC_TIMEOUT_SECONDS", "0.5")
+    deps.reset()
+    faults(emulator, inference={"latency_ms": 1500})
+    first = api_call(lambda_context, {"text": "Hello"}, key="slow-1")
+    assert first["statusCode"] == 504
+    request_id = json.loads(first["body"])["error"]["details"]["request_id"]
+    deadline = time.monotonic() + 20
+    while allocations(emulator) and time.monotonic() < deadline:  # the execution runs on and releases
+        time.sleep(0.1)
+    monkeypatch.setenv("SYNC_TIMEOUT_SECONDS", "25")
+    deps.reset()
+    again = api_call(lambda_context, {"text": "Hello"}, key="slow-1")
+    assert again["statusCode"] == 200, again
+    assert json.loads(again["body"])["request_id"] == request_id  # the first execution's answer
+    assert stats(emulator)["allocate"] == 1

@@ -43,7 +43,7 @@ class FakeLeases:
     def _set(self, lease_id, **changes):
         self.leases[lease_id] = replace(self.leases[lease_id], **changes)
 
-    def begin(self, *, lease_id, model, pool_id, idempotency_key, request, duration_seconds):
+    def begin(self, *, lease_id, model, pool_id, idempotency_key, request, duration_seconds, execution_id=None):
         self.events.append(("begin", lease_id, idempotency_key))
         if lease_id not in self.leases:
             self.leases[lease_id] = Lease(lease_id, "PENDING", model, pool_id, idempotency_key,
@@ -366,3 +366,11 @@ def test_release_without_allocation_releases_an_active_lease_found_in_the_ledger
     out = release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=hostedai)
     assert out.status == "released" and hostedai.calls == [("release", "a-9")]
     assert leases.events == [("released",)]
+
+
+def test_release_never_touches_another_executions_lease():
+    # A client retried the request: a second execution must not release the first one's GPU.
+    leases = FakeLeases(Lease("req-1", "ACTIVE", "m", "p", "k", allocation_id="a-9", execution_id="exec-1"))
+    hostedai = FakeHostedAI()
+    out = release(ReleaseInput(request_id="req-1", execution_id="exec-2"), leases=leases, hostedai=hostedai)
+    assert out.status == "nothing_to_release" and hostedai.calls == [] and leases.events == []

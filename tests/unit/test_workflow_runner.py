@@ -94,3 +94,45 @@ def test_payload_is_sent_as_utf8_not_escaped():
     sfn, clock = FakeSfn(["SUCCEEDED"]), Clock()
     WorkflowRunner(sfn, "arn:sm", "STANDARD", clock=clock, sleep=clock.sleep).run("r", {"text": "héllo 日本"}, timeout_seconds=1)
     assert sfn.calls[0][1]["input"] == '{"text":"héllo 日本"}'
+
+
+class Existing(FakeSfn):
+    """start_execution refuses names already used; describe answers per ARN."""
+
+    def __init__(self, earlier_status):
+        super().__init__(["SUCCEEDED"])
+        self.earlier_status = earlier_status
+
+    def start_execution(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        self.calls.append(("start", kwargs))
+        if kwargs["name"] == "req-1":
+            raise ClientError({"Error": {"Code": "ExecutionAlreadyExists", "Message": "used"}}, "StartExecution")
+        return {"executionArn": f"arn:aws:states:r:1:execution:sm:{kwargs['name']}"}
+
+    def describe_execution(self, executionArn):
+        self.calls.append(("describe", executionArn))
+        if executionArn.endswith(":req-1"):
+            return {"executionArn": executionArn, "status": self.earlier_status, "output": json.dumps({"first": True})}
+        return {"executionArn": executionArn, "status": "SUCCEEDED", "output": json.dumps({"second": True})}
+
+
+def run_existing(status):
+    sfn, clock = Existing(status), Clock()
+    runner = WorkflowRunner(sfn, "arn:aws:states:r:1:stateMachine:sm", "STANDARD", clock=clock, sleep=clock.sleep)
+    return sfn, runner.run("req-1", {"request_id": "req-1"}, timeout_seconds=5)
+
+
+def test_a_retried_request_whose_execution_succeeded_gets_its_answer_without_running_again():
+    sfn, result = run_existing("SUCCEEDED")
+    assert result.output == {"first": True}
+    assert [c[0] for c in sfn.calls].count("start") == 1
+
+
+def test_a_retried_request_whose_execution_failed_runs_again_under_a_new_name():
+    sfn, result = run_existing("FAILED")
+    assert result.output == {"second": True}
+    starts = [c[1] for c in sfn.calls if c[0] == "start"]
+    assert [s["name"] for s in starts] == ["req-1", "req-1-2"]
+    assert json.loads(starts[1]["input"]) == {"request_id": "req-1-2"}

@@ -7,6 +7,7 @@ secret ever reaches a caller.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -90,7 +91,10 @@ def process() -> Response:
                 table_name=settings.require("idempotency_table"),
                 key=idempotency_key,
                 body=request.model_dump(mode="json"),
-                run=lambda: run_request(request, started),
+                # The request id (and execution name) follows from the key and
+                # body: a retry after a 504 finds the first execution instead
+                # of running a second one.
+                run=lambda: run_request(request, started, idempotent_request_id(idempotency_key, request)),
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
             )
@@ -115,9 +119,9 @@ def process() -> Response:
     return Response(200, "application/json", json.dumps(body), headers=response_headers)
 
 
-def run_request(request: ProcessRequest, started: float) -> dict:
+def run_request(request: ProcessRequest, started: float, request_id: str | None = None) -> dict:
     """Run the workflow for a validated request: the success body, or ApiError."""
-    request_id = "req-" + uuid.uuid4().hex
+    request_id = request_id or "req-" + uuid.uuid4().hex
     settings = get_settings()
     logger.append_keys(request_id=request_id)
     workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
@@ -202,6 +206,11 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
         raise ApiError(422, "validation_error", f"invalid field(s): {fields}", {"problems": problems}) from None
 
 
+def idempotent_request_id(key: str, request: ProcessRequest) -> str:
+    digest = hashlib.sha256(f"{key}\n{request.model_dump_json()}".encode("utf-8")).hexdigest()
+    return "req-" + digest[:32]
+
+
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 
 
@@ -247,6 +256,14 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
         )
     if error in _UPSTREAM_502:
         return ApiError(502, "upstream_error", f"HostedAI failed after retries: {message}", details)
+    if error == "LeaseConflictError":
+        return ApiError(
+            409,
+            "request_already_processed",
+            "this request already ran (its Idempotency-Key was retried after its answer was lost); "
+            "send a new Idempotency-Key to run it again",
+            details,
+        )
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
         return ApiError(504, "workflow_timeout", "a step of the request timed out", details)
     if error.startswith("Lambda.") or error == "Runtime.ExitError":

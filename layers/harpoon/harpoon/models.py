@@ -95,6 +95,9 @@ class ClassifyOutput(_StepModel):
 class AllocateInput(_StepModel):
     request_id: str
     model: str
+    # The execution that owns the lease ($$.Execution.Id): a second execution
+    # for the same request (a client retry) never touches the first one's GPU.
+    execution_id: str | None = None
 
 
 class AllocateOutput(_StepModel):
@@ -128,6 +131,7 @@ class InferOutput(_StepModel):
 
 class ReleaseInput(_StepModel):
     request_id: str
+    execution_id: str | None = None
     # Allocate's output, or null when Allocate never succeeded.
     allocation: AllocateOutput | None = None
 

@@ -54,6 +54,7 @@ class Lease:
     duration_seconds: int = 300
     updated_at: int = 0
     created: bool = False  # True only on the begin() call that created it
+    execution_id: str | None = None  # the execution that owns it
 
 
 def _s(value: str) -> dict:
@@ -73,7 +74,15 @@ class LeaseRepository:
     # --- the request path --------------------------------------------------------
 
     def begin(
-        self, *, lease_id: str, model: str, pool_id: str, idempotency_key: str, request: dict, duration_seconds: int
+        self,
+        *,
+        lease_id: str,
+        model: str,
+        pool_id: str,
+        idempotency_key: str,
+        request: dict,
+        duration_seconds: int,
+        execution_id: str | None = None,
     ) -> Lease:
         """Record the intent to allocate with `idempotency_key` (one write on
         the happy path) and return the lease as stored.
@@ -81,7 +90,7 @@ class LeaseRepository:
         Idempotent for a retried step: an existing PENDING lease is returned as
         the earlier attempt left it (its current model, pending keys), and an
         ACTIVE one too (the first run finished but its answer was lost). Any
-        other state is a conflict."""
+        other state, or a lease owned by another execution, is a conflict."""
         now = int(self._clock())
         item = {
             "lease_id": _s(lease_id),
@@ -97,16 +106,20 @@ class LeaseRepository:
             "expires_at": _n(now + duration_seconds),
             "version": _n(1),
         }
+        if execution_id:
+            item["execution_id"] = _s(execution_id)
         try:
             self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(lease_id)")
             return _lease(item, created=True)
         except self._ddb.exceptions.ConditionalCheckFailedException:
             pass
         existing = self.get(lease_id)
-        if existing and existing.status in (PENDING, ACTIVE):
+        if existing and existing.status in (PENDING, ACTIVE) and existing.execution_id == execution_id:
             return existing
         raise LeaseConflictError(
-            f"lease {lease_id} is already {existing.status if existing else 'gone'}", details={"lease_id": lease_id}
+            f"request {lease_id} was already run (its lease is {existing.status if existing else 'gone'}"
+            f"{', owned by another execution' if existing and existing.execution_id != execution_id else ''})",
+            details={"lease_id": lease_id},
         )
 
     def expect(self, lease_id: str, *, idempotency_key: str, request: dict) -> None:
@@ -285,4 +298,5 @@ def _lease(item: dict, *, created: bool = False) -> Lease:
         duration_seconds=int(item.get("duration_seconds", {}).get("N", 300)),
         updated_at=int(item.get("updated_at", {}).get("N", 0)),
         created=created,
+        execution_id=item.get("execution_id", {}).get("S"),
     )

@@ -77,10 +77,35 @@ class WorkflowRunner:
         return _result(self._sfn.start_sync_execution(stateMachineArn=self._arn, name=name, input=body))
 
     def _run_and_poll(self, name: str, body: str, timeout_seconds: float) -> WorkflowResult:
+        from botocore.exceptions import ClientError
+
         started = self._clock()
-        # Always pass a name: it makes the start idempotent for a retried API
-        # call (and moto mishandles unnamed executions).
-        execution_arn = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=body)["executionArn"]
+        payload = json.loads(body)
+        # Always pass a name: a start with the same name and input as a
+        # running execution returns that execution (and moto mishandles
+        # unnamed ones). A name whose execution already ended is a retried
+        # idempotent request: a success is its answer; after a failure it
+        # runs again under a new name (a new request id, a new lease).
+        for attempt in range(1, 6):
+            attempt_name = name if attempt == 1 else f"{name}-{attempt}"
+            if attempt > 1 and "request_id" in payload:
+                payload["request_id"] = attempt_name
+                body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            try:
+                execution_arn = self._sfn.start_execution(stateMachineArn=self._arn, name=attempt_name, input=body)[
+                    "executionArn"
+                ]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                    raise
+                execution_arn = self._arn.replace(":stateMachine:", ":execution:", 1) + ":" + attempt_name
+                earlier = self._sfn.describe_execution(executionArn=execution_arn)
+                if earlier["status"] not in ("SUCCEEDED", "RUNNING"):
+                    continue
+            return self._poll(execution_arn, started, timeout_seconds)
+        raise WorkflowStartError("ExecutionAlreadyExists")
+
+    def _poll(self, execution_arn: str, started: float, timeout_seconds: float) -> WorkflowResult:
         delay = 0.02
         while True:
             response = self._sfn.describe_execution(executionArn=execution_arn)

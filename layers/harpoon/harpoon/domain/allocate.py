@@ -77,6 +77,7 @@ def allocate(
         idempotency_key=allocation_idempotency_key(inp.request_id, primary.id),
         request=request_for(primary),
         duration_seconds=duration_seconds,
+        execution_id=inp.execution_id,
     )
     if lease.status == ACTIVE:  # a retry after the first run had finished
         return _output_from_lease(lease, primary.id, started)

@@ -23,6 +23,9 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
         # Allocate's output never reached the workflow. Its lease says whether
         # a GPU exists anyway (e.g. the step finished but its answer was lost).
         lease = leases.get(inp.request_id)
+        if lease is not None and lease.execution_id != inp.execution_id:
+            # Another execution's lease (a client retried the request): not ours to touch.
+            return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         if lease is None or lease.status not in (ACTIVE, RELEASE_FAILED) or not lease.allocation_id:
             if lease is not None and lease.status == PENDING:
                 if lease.pending_keys:
