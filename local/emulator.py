@@ -42,7 +42,7 @@ Faults
 ------
 For each ``/v1`` call (after the auth check): the extra ``latency_ms`` is slept
 first (never scaled); then ``fail_next`` (deterministic), else ``error_rate``,
-else ``timeout_rate`` is drawn from a seeded ``random.Random``. An injected
+else ``timeout_rate``, else ``lost_rate`` is drawn from a seeded ``random.Random``. An injected
 error answers ``status`` without doing anything. An injected timeout performs
 the call normally (so an allocation IS created, a release IS done: a lost
 response), then hangs ``hang_ms`` and answers 504. Errors answer with the
@@ -391,6 +391,7 @@ def _default_fault() -> dict:
         "code": "injected_fault",
         "statuses": [],  # when set, each injected error draws its status from these
         "slow_rate": 1.0,  # probability that latency_ms applies to a call
+        "lost_rate": 0.0,  # probability that the work is done but a 5xx is answered
     }
 
 
@@ -402,7 +403,7 @@ def _validate_fault(endpoint: str, spec: Any) -> dict:
     result = _default_fault()
     for key, value in spec.items():
         name = f"{endpoint}.{key}"
-        if key in ("error_rate", "timeout_rate"):
+        if key in ("error_rate", "timeout_rate", "lost_rate"):
             if not _is_number(value) or not 0.0 <= value <= 1.0:
                 raise _validation(name, "must be a number between 0 and 1")
             result[key] = float(value)
@@ -776,6 +777,8 @@ class HostedAIEmulator:
                 kind = "error"
             elif self._chance(f["timeout_rate"]):
                 kind = "timeout"
+            elif self._chance(f["lost_rate"]):
+                kind = "lost"
             if kind is not None:
                 self._faults_injected[endpoint] += 1
             status = self._rng.choice(f["statuses"]) if f["statuses"] else f["status"]
@@ -889,6 +892,12 @@ class HostedAIEmulator:
             self._sleep(decision.hang_s)
             details = {"endpoint": endpoint, "kind": "timeout", "status": 504}
             return Response(504, error_body("injected timeout", "injected_fault", details))
+        if decision.kind == "lost":
+            # The work above is done, but the caller hears a 5xx at once (a
+            # crashed gateway): the answer is lost without any hang.
+            status = decision.status if decision.status >= 500 else 502
+            details = {"endpoint": endpoint, "kind": "lost", "status": status}
+            return Response(status, error_body("injected fault after the work was done", "injected_fault", details))
         return response
 
     def _http_allocate(self, headers: Mapping[str, str], body: bytes) -> Response:

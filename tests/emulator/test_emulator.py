@@ -539,3 +539,10 @@ def test_slow_rate_zero_never_adds_latency(client):
     # The latency would outlast this client's timeout (a ReadTimeout) if it applied.
     assert client.post("/v1/allocate", json=alloc_body(), timeout=2).status_code == 201
     assert client.post("/_emulator/faults", json={"allocate": {"statuses": [200]}}).status_code == 422
+
+
+def test_lost_rate_does_the_work_then_answers_5xx(client):
+    client.post("/_emulator/faults", json={"allocate": {"lost_rate": 1.0, "status": 503}}).raise_for_status()
+    r = allocate(client, key="k-lost")
+    assert r.status_code == 503 and r.json()["details"]["kind"] == "lost"
+    assert len(client.get("/_emulator/allocations").json()["allocations"]) == 1  # it was made
