@@ -30,3 +30,32 @@ class FakeBreakerRepo:
             return True
 
 
+
+
+def at_once(n: int, call) -> list:
+    """Run call(i) for i in range(n) in n threads released together (like n
+    Lambdas hitting the same record); the results in completion order."""
+    barrier, results, lock = threading.Barrier(n), [], threading.Lock()
+
+    def run(i):
+        barrier.wait()
+        result = call(i)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def dynamodb_table(name: str, key: str) -> None:
+    """Create an on-demand table with a string hash key (inside mock_aws)."""
+    import boto3
+
+    boto3.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])

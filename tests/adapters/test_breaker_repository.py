@@ -1,23 +1,19 @@
 """BreakerRepository on moto: versions make every state change conditional."""
 
-import threading
-
 import boto3
 import pytest
 from moto import mock_aws
 
 from harpoon.adapters.breakers import OPEN, BreakerRecord, BreakerRepository
 from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
+from tests.fakes import at_once, dynamodb_table
 
 
 @pytest.fixture
 def repo(aws_credentials):
     with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(TableName="breakers", BillingMode="PAY_PER_REQUEST",
-                            AttributeDefinitions=[{"AttributeName": "breaker_id", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "breaker_id", "KeyType": "HASH"}])
-        yield BreakerRepository("breakers", client)
+        dynamodb_table("breakers", "breaker_id")
+        yield BreakerRepository("breakers", boto3.client("dynamodb"))
 
 
 def test_round_trip_and_version_conditions(repo):
@@ -40,17 +36,6 @@ def test_one_probe_among_20_concurrent_lambdas_on_dynamodb(repo):
         first.record_failure("b", f"f{i}")
     assert repo.get("b").state == OPEN
     now[0] += 31
-    barrier, results = threading.Barrier(20), []
-
-    def caller(i):
-        lambda_breaker = CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock)
-        barrier.wait()
-        results.append(lambda_breaker.allow("b", f"c{i}").allowed)
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(20, lambda i: CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock).allow("b", f"c{i}").allowed)
     assert results.count(True) == 1
     assert repo.get("b").state == "HALF_OPEN"

@@ -1,11 +1,11 @@
 """Client idempotency on Powertools' DynamoDB persistence (moto)."""
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from harpoon.adapters import aws as aws_clients
 from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, _persistence, run_once
+from tests.fakes import dynamodb_table
 
 # No Lambda context here (the API passes one): Powertools warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn.t determine the remaining time")
@@ -16,10 +16,7 @@ def table(aws_credentials):
     with mock_aws():
         aws_clients.client.cache_clear()
         _persistence.cache_clear()
-        boto3.client("dynamodb").create_table(
-            TableName="idem", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        dynamodb_table("idem", "id")
         yield "idem"
         aws_clients.client.cache_clear()
         _persistence.cache_clear()

@@ -7,6 +7,7 @@ from moto import mock_aws
 
 from harpoon.adapters.leases import LeaseRepository
 from harpoon.errors import LeaseConflictError
+from tests.fakes import dynamodb_table
 
 REQ = {"pool_id": "p", "model": "m", "requirements": {"min_vram_mb": 1}, "duration_seconds": 300}
 
@@ -14,11 +15,8 @@ REQ = {"pool_id": "p", "model": "m", "requirements": {"min_vram_mb": 1}, "durati
 @pytest.fixture
 def repo(aws_credentials):
     with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(TableName="leases", BillingMode="PAY_PER_REQUEST",
-                            AttributeDefinitions=[{"AttributeName": "lease_id", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "lease_id", "KeyType": "HASH"}])
-        yield LeaseRepository("leases", client, clock=lambda: 1000)
+        dynamodb_table("leases", "lease_id")
+        yield LeaseRepository("leases", boto3.client("dynamodb"), clock=lambda: 1000)
 
 
 def begin(repo, lease_id="r1", key="k"):

@@ -3,12 +3,11 @@ conditional-write semantics as DynamoDB (versions)."""
 
 from __future__ import annotations
 
-import threading
 import pytest
 
 from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN
 from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
-from tests.fakes import FakeBreakerRepo
+from tests.fakes import FakeBreakerRepo, at_once
 
 B = "gpu-pool-1#qwen-30b"
 
@@ -169,36 +168,14 @@ def test_exactly_one_probe_among_20_concurrent_callers(repo, clock):
     cb = breaker(repo, clock)
     trip(cb)
     clock.now += 31
-    barrier = threading.Barrier(20)
-    results = []
-
-    def caller(i):
-        own = CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock)  # one per "Lambda"
-        barrier.wait()
-        results.append(own.allow(B, f"c{i}").allowed)
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # One breaker object per "Lambda", all on the same record.
+    results = at_once(20, lambda i: CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock).allow(B, f"c{i}").allowed)
     assert results.count(True) == 1
 
 
 def test_concurrent_failures_are_never_lost(repo, clock):
-    cb_config = BreakerConfig(cache_seconds=0, failure_threshold=1000, minimum_calls=1000)
-    barrier = threading.Barrier(20)
-
-    def caller(i):
-        own = CircuitBreaker(repo, cb_config, clock=clock)
-        barrier.wait()
-        own.record_failure(B, f"c{i}")
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    config = BreakerConfig(cache_seconds=0, failure_threshold=1000, minimum_calls=1000)
+    at_once(20, lambda i: CircuitBreaker(repo, config, clock=clock).record_failure(B, f"c{i}"))
     assert repo.get(B).cur_failures == 20
 
 
