@@ -321,6 +321,7 @@ class _Allocation:
     expires_at: float
     metadata: dict
     status: str = "active"  # active | released | expired
+    ended_at: float | None = None  # when it was released or expired (audits)
 
     def public_view(self) -> dict:
         return {
@@ -345,6 +346,9 @@ class _Allocation:
             "created_at": rfc3339(self.created_at),
             "expires_at": rfc3339(self.expires_at),
             "metadata": self.metadata,
+            # Epoch seconds for audits (e.g. two GPUs held at once).
+            "created_epoch": self.created_at,
+            "ended_epoch": self.ended_at,
         }
 
 
@@ -500,6 +504,7 @@ class HostedAIEmulator:
         for alloc in self._allocations.values():
             if alloc.status == "active" and alloc.expires_at <= now:
                 alloc.status = "expired"
+                alloc.ended_at = alloc.expires_at
 
     # --- the contract, without HTTP ---------------------------------------------------
 
@@ -705,7 +710,8 @@ class HostedAIEmulator:
         """Release an active allocation. Raises EmulatorError(404) otherwise."""
         with self._lock:
             # Releasing what is no longer active is 404, as the contract says.
-            self._active_locked(allocation_id, inactive_status=404).status = "released"
+            alloc = self._active_locked(allocation_id, inactive_status=404)
+            alloc.status, alloc.ended_at = "released", self.clock()
         self._sleep(self._scaled(RELEASE_MS))
 
     def _active_locked(self, allocation_id: str, *, inactive_status: int) -> "_Allocation":

@@ -11,9 +11,16 @@ logger = Logger()
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
-    # A scheduled event may override the staleness age (the local chaos run
-    # sweeps with 0 once every execution has ended).
-    stale_after = float((event or {}).get("stale_after_seconds", get_settings().stale_after_seconds))
-    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), stale_after_seconds=max(0.0, stale_after))
+    settings = get_settings()
+    event = event or {}
+    # A scheduled event may override the ages (the local chaos run sweeps
+    # with 0 once every execution has ended and HostedAI is idle).
+    report = sweep(
+        leases=deps.leases(),
+        hostedai=deps.hostedai(),
+        stale_after_seconds=max(0.0, float(event.get("stale_after_seconds", settings.stale_after_seconds))),
+        reconcile_after_seconds=max(0.0, float(event.get("reconcile_after_seconds", settings.reconcile_after_seconds))),
+        execution_ended=deps.execution_ended,
+    )
     logger.info("swept", extra=report.as_dict())
     return report.as_dict()

@@ -56,7 +56,8 @@ def test_an_abandoned_lease_gets_its_lost_allocation_back_by_idempotency_key(aws
     faults(emulator, allocate={})
     monkeypatch.setenv("HOSTED_AI_TIMEOUT", "8")
     deps.reset()
-    report = sweep(lambda_context)
+    assert sweep(lambda_context)["reconciled"] == 0  # too fresh: the lost call might still be in flight
+    report = sweep(lambda_context, reconcile_after_seconds=0)
     assert (report["reconciled"], report["released"], report["closed"]) == (1, 1, 1)
     assert allocations(emulator) == [] and deps.leases().get(rid).status == "RELEASED"
     created = httpx.get(f"{emulator.base_url}/_emulator/stats").json()
@@ -71,7 +72,7 @@ def test_a_stale_pending_lease_is_reconciled_even_if_nothing_was_allocated(aws, 
                         request={"pool_id": "gpu-pool-1", "model": spec.id, "requirements": spec.requirements(),
                                  "duration_seconds": 300})
     assert sweep(lambda_context)["reconciled"] == 0  # still fresh: an execution may own it
-    report = sweep(lambda_context, stale_after_seconds=0)
+    report = sweep(lambda_context, stale_after_seconds=0, reconcile_after_seconds=0)
     # Asked again with its key: HostedAI made one now, and it was released at once.
     assert (report["reconciled"], report["released"], report["closed"]) == (1, 1, 1)
     assert allocations(emulator) == [] and deps.leases().get(rid).status == "RELEASED"
@@ -96,7 +97,7 @@ def test_a_key_lost_before_a_fallback_served_is_reconciled_while_the_lease_is_ac
     assert len(allocations(emulator)) == 2
     monkeypatch.setenv("HOSTED_AI_TIMEOUT", "8")
     deps.reset()
-    report = sweep(lambda_context)  # the ACTIVE lease is live: only its lost key is settled
+    report = sweep(lambda_context, reconcile_after_seconds=0)  # the ACTIVE lease is live: only its lost key is settled
     assert (report["reconciled"], report["released"]) == (1, 1)
     assert [a["allocation_id"] for a in allocations(emulator)] == [out["allocation_id"]]
 
@@ -107,4 +108,18 @@ def test_hostedai_down_during_the_sweep_is_reported_and_retried_next_time(aws, e
     assert report["released"] == 0 and len(report["failed"]) == 1
     faults(emulator, release={})
     assert sweep(lambda_context, stale_after_seconds=0)["released"] == 1
+    assert allocations(emulator) == []
+
+
+def test_a_lease_whose_execution_ended_is_reclaimed_at_once(aws, emulator, lambda_context):
+    # e.g. the execution hit its TimeoutSeconds: no Catch, no Release.
+    from harpoon.domain.cleanup import sweep as run_sweep
+
+    event = {**load_event("allocate"), "execution_id": "arn:aws:states:us-east-1:123456789012:execution:sm:x"}
+    load_handler("allocate").lambda_handler(event, lambda_context)
+    ended = {}
+    kwargs = dict(leases=deps.leases(), hostedai=deps.hostedai(), stale_after_seconds=3600, reconcile_after_seconds=3600)
+    assert run_sweep(**kwargs, execution_ended=lambda arn: ended.get(arn, False)).released == 0  # still running
+    ended[event["execution_id"]] = True
+    assert run_sweep(**kwargs, execution_ended=lambda arn: ended.get(arn, False)).released == 1
     assert allocations(emulator) == []

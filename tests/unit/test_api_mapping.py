@@ -123,3 +123,37 @@ def test_open_circuits_answer_503_with_the_breakers_retry_after():
     assert (api_error.status, api_error.code, api_error.headers["Retry-After"]) == (503, "circuit_open", "17")
     assert api_error.details["retry_after_seconds"] == 17
     assert api_error.message == "no model can serve this request now: qwen-30b: circuit open; gemma-270m: circuit open (retry after 17 s)"
+
+
+def test_a_request_run_by_another_execution_is_409_in_progress():
+    api_error = workflow_failure(failed("RequestInFlightError", json.dumps({"errorMessage": "running"})), "r")
+    assert (api_error.status, api_error.code, api_error.headers["Retry-After"]) == (409, "idempotency_in_progress", "1")
+
+
+def test_an_idempotent_request_that_already_ran_runs_again_under_a_new_id(monkeypatch):
+    from harpoon import api
+    from harpoon.models import ProcessRequest
+
+    seen = []
+
+    class Runner:
+        def run(self, name, payload, timeout_seconds):
+            seen.append((name, payload["request_id"]))
+            if len(seen) == 1:  # EXPRESS: the first run of this id already ended
+                return WorkflowResult("FAILED", None, "RequestAlreadyRunError", "{}", "arn")
+            return WorkflowResult("SUCCEEDED", {"request_id": name, **_OUTPUT}, None, None, "arn")
+
+    monkeypatch.setattr(api, "_runner", lambda: Runner())
+    body = api.run_request(ProcessRequest(text="hi"), 0.0, "req-abc")
+    assert seen == [("req-abc", "req-abc"), ("req-abc-2", "req-abc-2")]
+    assert body["request_id"] == "req-abc-2"
+
+
+_OUTPUT = {
+    "classify": {"classification": {"tier": "simple", "is_complex": False, "score": 0.1, "confidence": 0.8, "reasons": ["x"]},
+                 "route": {"model": "gemma-270m", "degraded": False, "reason": None}, "max_tokens": 256, "elapsed_ms": 1.0},
+    "allocation": {"lease_id": "l", "allocation_id": "a", "assigned_gpu": "g", "pool_id": "p", "model": "gemma-270m",
+                   "degraded": False, "reason": None, "expires_at": None, "elapsed_ms": 2.0},
+    "inference": {"text": "t", "model_used": "gemma-270m", "tokens_generated": 4, "generation_time_ms": 3.0, "elapsed_ms": 4.0},
+    "release": {"status": "released", "released": True, "elapsed_ms": 5.0},
+}

@@ -374,3 +374,15 @@ def test_release_never_touches_another_executions_lease():
     hostedai = FakeHostedAI()
     out = release(ReleaseInput(request_id="req-1", execution_id="exec-2"), leases=leases, hostedai=hostedai)
     assert out.status == "nothing_to_release" and hostedai.calls == [] and leases.events == []
+
+
+def test_release_that_loses_a_race_with_a_straggling_allocate_releases_what_it_activated():
+    class Racing(FakeLeases):
+        def mark_abandoned(self, lease_id):
+            # Between our read and our write, this execution's Allocate activated it.
+            self._set(lease_id, status="ACTIVE", allocation_id="a-late")
+            return False
+
+    leases, hostedai = Racing(lost_primary()), FakeHostedAI()
+    out = release(ReleaseInput(request_id="req-1"), leases=leases, hostedai=hostedai)
+    assert out.status == "released" and hostedai.calls == [("release", "a-late")]

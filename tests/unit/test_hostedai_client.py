@@ -89,8 +89,18 @@ def test_timeouts_and_connection_errors_are_transient():
 
     with pytest.raises(errors.UpstreamTimeoutError):
         client_for(timeout).infer(allocation_id="a", model="m", prompt="p", max_tokens=1)
+    def dropped(request):
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+
+    def connect_timeout(request):
+        raise httpx.ConnectTimeout("no route", request=request)
+
     with pytest.raises(errors.UpstreamConnectionError):
         client_for(refused).release("a")
+    with pytest.raises(errors.UpstreamConnectionError):  # never connected: certainly not sent
+        client_for(connect_timeout).release("a")
+    with pytest.raises(errors.UpstreamUnavailableError):  # sent, answer lost: the outcome is unknown
+        client_for(dropped).allocate(pool_id="p", requirements={}, duration_seconds=1, idempotency_key="k")
 
 
 def test_release_treats_404_as_already_gone():

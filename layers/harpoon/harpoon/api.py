@@ -121,14 +121,22 @@ def process() -> Response:
 
 def run_request(request: ProcessRequest, started: float, request_id: str | None = None) -> dict:
     """Run the workflow for a validated request: the success body, or ApiError."""
-    request_id = request_id or "req-" + uuid.uuid4().hex
+    base_id = request_id or "req-" + uuid.uuid4().hex
     settings = get_settings()
-    logger.append_keys(request_id=request_id)
-    workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
+    runner = _runner()
     try:
-        result = _runner().run(
-            request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
-        )
+        for attempt in range(1, 6):
+            # A request id that already ran to an end (an idempotent retry
+            # with EXPRESS, which cannot look an execution up by name) runs
+            # again under a new one; STANDARD resolves this in the runner.
+            request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
+            logger.append_keys(request_id=request_id)
+            workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
+            result = runner.run(
+                request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
+            )
+            if result.error != "RequestAlreadyRunError":
+                break
     except WorkflowStartError as exc:
         raise ApiError(
             503,
@@ -256,13 +264,13 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
         )
     if error in _UPSTREAM_502:
         return ApiError(502, "upstream_error", f"HostedAI failed after retries: {message}", details)
-    if error == "LeaseConflictError":
+    if error == "RequestInFlightError":
         return ApiError(
             409,
-            "request_already_processed",
-            "this request already ran (its Idempotency-Key was retried after its answer was lost); "
-            "send a new Idempotency-Key to run it again",
+            "idempotency_in_progress",
+            "the first request with this Idempotency-Key is still running; retry shortly",
             details,
+            headers={"Retry-After": "1"},
         )
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
         return ApiError(504, "workflow_timeout", "a step of the request timed out", details)

@@ -60,6 +60,16 @@ def _log_transition(breaker_id: str, old: str, new: str) -> None:
     Logger().warning("circuit breaker transition", extra={"breaker": breaker_id, "from": old, "to": new})
 
 
+def execution_ended(execution_arn: str) -> bool | None:
+    """Has this execution ended? None when Step Functions cannot tell
+    (EXPRESS executions cannot be described, or the call failed)."""
+    try:
+        status = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
+    except Exception:  # noqa: BLE001 - unknown: the cleanup falls back to the lease's age
+        return None
+    return status != "RUNNING"
+
+
 def reset() -> None:
     """Forget built dependencies (tests change the environment between cases)."""
     leases.cache_clear()

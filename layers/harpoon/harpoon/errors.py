@@ -131,6 +131,20 @@ class LeaseConflictError(HarpoonError):
     code = "lease_conflict"
 
 
+class RequestInFlightError(LeaseConflictError):
+    """Another execution is running this same request (a client retried its
+    Idempotency-Key while the first run goes on)."""
+
+    code = "request_in_flight"
+
+
+class RequestAlreadyRunError(LeaseConflictError):
+    """Another execution already finished this same request; it may be run
+    again under a new request id."""
+
+    code = "request_already_run"
+
+
 TRANSIENT_ERRORS: tuple[type[TransientUpstreamError], ...] = (
     UpstreamUnavailableError,
     NoCapacityError,

@@ -43,6 +43,7 @@ class Settings:
     breakers_table: str | None
     idempotency_table: str | None
     stale_after_seconds: float
+    reconcile_after_seconds: float
     idempotency_ttl_seconds: int
     breaker_failure_threshold: int
     breaker_minimum_calls: int
@@ -83,7 +84,8 @@ def get_settings() -> Settings:
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
         breakers_table=os.environ.get("BREAKERS_TABLE") or None,
         idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
-        stale_after_seconds=_float("STALE_AFTER_SECONDS", 600),
+        stale_after_seconds=_float("STALE_AFTER_SECONDS", 300),
+        reconcile_after_seconds=_float("RECONCILE_AFTER_SECONDS", 60),
         idempotency_ttl_seconds=int(_float("IDEMPOTENCY_TTL_SECONDS", 3600)),
         breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),
         breaker_minimum_calls=int(_float("BREAKER_MINIMUM_CALLS", 5)),

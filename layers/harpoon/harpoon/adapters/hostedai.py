@@ -174,13 +174,20 @@ class HostedAIClient:
         headers = {"Authorization": f"Bearer {key}", **extra_headers}
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Never connected: the request cannot have reached HostedAI.
+            raise UpstreamConnectionError(
+                f"HostedAI {operation} failed to connect ({type(exc).__name__})", details={"operation": operation}
+            ) from None
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(
                 f"HostedAI {operation} timed out ({type(exc).__name__})", details={"operation": operation}
             ) from None
         except httpx.TransportError as exc:
-            raise UpstreamConnectionError(
-                f"HostedAI {operation} failed to connect ({type(exc).__name__})", details={"operation": operation}
+            # Sent, then the connection dropped (read/write error, server
+            # disconnected): HostedAI may have done the work. Unknown outcome.
+            raise UpstreamUnavailableError(
+                f"HostedAI {operation} connection dropped ({type(exc).__name__})", details={"operation": operation}
             ) from None
 
 

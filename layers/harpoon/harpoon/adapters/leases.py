@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from harpoon.errors import LeaseConflictError
+from harpoon.errors import LeaseConflictError, RequestAlreadyRunError, RequestInFlightError
 
 PENDING, ACTIVE, RELEASED, RELEASE_FAILED, FAILED, ABANDONED = (
     "PENDING",
@@ -55,6 +55,12 @@ class Lease:
     updated_at: int = 0
     created: bool = False  # True only on the begin() call that created it
     execution_id: str | None = None  # the execution that owns it
+
+
+def same_execution(owner: str | None, caller: str | None) -> bool:
+    """Leases written without an execution id (older code, direct calls) are
+    anyone's; otherwise only the owning execution may act on them."""
+    return owner is None or caller is None or owner == caller
 
 
 def _s(value: str) -> dict:
@@ -114,12 +120,17 @@ class LeaseRepository:
         except self._ddb.exceptions.ConditionalCheckFailedException:
             pass
         existing = self.get(lease_id)
-        if existing and existing.status in (PENDING, ACTIVE) and existing.execution_id == execution_id:
+        if existing is None:
+            raise LeaseConflictError(f"lease {lease_id} vanished", details={"lease_id": lease_id})
+        live = existing.status in (PENDING, ACTIVE)
+        if live and same_execution(existing.execution_id, execution_id):
             return existing
-        raise LeaseConflictError(
-            f"request {lease_id} was already run (its lease is {existing.status if existing else 'gone'}"
-            f"{', owned by another execution' if existing and existing.execution_id != execution_id else ''})",
-            details={"lease_id": lease_id},
+        if live:
+            raise RequestInFlightError(
+                f"request {lease_id} is being run by another execution", details={"lease_id": lease_id}
+            )
+        raise RequestAlreadyRunError(
+            f"request {lease_id} was already run (its lease is {existing.status})", details={"lease_id": lease_id}
         )
 
     def expect(self, lease_id: str, *, idempotency_key: str, request: dict) -> None:
@@ -150,10 +161,12 @@ class LeaseRepository:
             condition="#s = :pending",
         )
 
-    def settle_key(self, lease_id: str, idempotency_key: str) -> None:
-        """This key's outcome is known and holds no GPU."""
+    def settle_key(self, lease_id: str, idempotency_key: str, *, by_cleanup: bool = False) -> None:
+        """This key's outcome is known and holds no GPU. The cleanup's own
+        writes leave `updated_at` (the executions' last activity) alone."""
+        touch = "" if by_cleanup else "SET updated_at = :now "
         self._update(
-            lease_id, "SET updated_at = :now DELETE pending_keys :keys ADD #v :one", {},
+            lease_id, f"{touch}DELETE pending_keys :keys ADD #v :one", {},
             {":keys": {"SS": [idempotency_key]}}, condition=None,
         )
 
@@ -259,7 +272,9 @@ class LeaseRepository:
 
     def _update(self, lease_id: str, expression: str, names: dict, values: dict, *, condition: str | None) -> None:
         names = {"#v": "version", **names}
-        values = {":now": _n(int(self._clock())), ":one": _n(1), **values}
+        values = {":one": _n(1), **values}
+        if ":now" in expression:
+            values[":now"] = _n(int(self._clock()))
         kwargs = {}
         if condition is not None:
             names["#s"] = "status"

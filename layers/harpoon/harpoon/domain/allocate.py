@@ -68,7 +68,9 @@ def allocate(
     primary = chain[0]
 
     def request_for(spec: ModelSpec) -> dict:
-        return {"pool_id": pool_id, "model": spec.id, "requirements": spec.requirements(), "duration_seconds": duration_seconds}
+        # Exactly what is sent with the key, so a replay by the cleanup is the same call.
+        return {"pool_id": pool_id, "model": spec.id, "requirements": spec.requirements(),
+                "duration_seconds": duration_seconds, "metadata": {"request_id": inp.request_id, "model": spec.id}}
 
     lease = leases.begin(
         lease_id=inp.request_id,
@@ -113,12 +115,13 @@ def allocate(
             leases.expect(inp.request_id, idempotency_key=key, request=request_for(spec))
             pending.add(key)
         try:
+            sent = request_for(spec)
             allocation = hostedai.allocate(
-                pool_id=pool_id,
-                requirements=spec.requirements(),
-                duration_seconds=duration_seconds,
+                pool_id=sent["pool_id"],
+                requirements=sent["requirements"],
+                duration_seconds=sent["duration_seconds"],
                 idempotency_key=key,
-                metadata={"request_id": inp.request_id, "model": spec.id},
+                metadata=sent["metadata"],
             )
         except NoCapacityError:
             # A full pool is not a sick one: the breaker hears a healthy answer.

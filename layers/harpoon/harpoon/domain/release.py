@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from harpoon.adapters.hostedai import HostedAIClient
-from harpoon.adapters.leases import ACTIVE, PENDING, RELEASE_FAILED, LeaseRepository
+from harpoon.adapters.leases import ACTIVE, PENDING, RELEASE_FAILED, LeaseRepository, same_execution
 from harpoon.domain.timing import ms_since
 from harpoon.models import ReleaseInput, ReleaseOutput
 
@@ -23,17 +23,20 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
         # Allocate's output never reached the workflow. Its lease says whether
         # a GPU exists anyway (e.g. the step finished but its answer was lost).
         lease = leases.get(inp.request_id)
-        if lease is not None and lease.execution_id != inp.execution_id:
+        if lease is not None and not same_execution(lease.execution_id, inp.execution_id):
             # Another execution's lease (a client retried the request): not ours to touch.
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
+        if lease is not None and lease.status == PENDING:
+            settled = (
+                leases.mark_abandoned(inp.request_id)  # an answer may be lost: the cleanup asks again
+                if lease.pending_keys
+                else leases.mark_failed(inp.request_id, "no allocation was made")
+            )
+            if not settled:
+                # It moved on since we read it: a straggling Allocate of this
+                # execution may have just activated it. Look again.
+                lease = leases.get(inp.request_id)
         if lease is None or lease.status not in (ACTIVE, RELEASE_FAILED) or not lease.allocation_id:
-            if lease is not None and lease.status == PENDING:
-                if lease.pending_keys:
-                    # An answer may be lost (timeouts, 5xx, a crash): the
-                    # cleanup asks HostedAI again with each pending key.
-                    leases.mark_abandoned(inp.request_id)
-                else:
-                    leases.mark_failed(inp.request_id, "no allocation was made")
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         lease_id, allocation_id = lease.lease_id, lease.allocation_id
     try:
