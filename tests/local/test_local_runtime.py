@@ -3,14 +3,12 @@ Invoke hook and the function workers."""
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import Stubber  # noqa: F401  (botocore present)
 
 from local import lambda_hook
 from local.apigw import build_event, to_http
