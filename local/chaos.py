@@ -136,7 +136,7 @@ def drive(api_url: str, n: int, concurrency: int, seed: int) -> list[dict]:
 
 def wait_for_executions(stack: LocalStack, timeout: float) -> int:
     """Executions still running when the wait gave up."""
-    sfn = stack._client("stepfunctions")
+    sfn = stack.client("stepfunctions")
     arn = next(iter(stack.stack.state_machines.values())).arn
     deadline = time.monotonic() + timeout
     while True:
@@ -148,7 +148,7 @@ def wait_for_executions(stack: LocalStack, timeout: float) -> int:
 
 
 def breaker_transitions(stack: LocalStack) -> int:
-    ddb = stack._client("dynamodb")
+    ddb = stack.client("dynamodb")
     table = stack.stack.tables["BreakersTable"].name
     items = ddb.scan(TableName=table).get("Items", [])
     return sum(int(item.get("transitions", {}).get("N", "0")) for item in items)
@@ -178,7 +178,7 @@ def explain_leaks(stack: LocalStack) -> None:
     active = httpx.get(f"{stack.emulator_url}/_emulator/allocations").json()["allocations"]
     if not active:
         return
-    ddb = stack._client("dynamodb")
+    ddb = stack.client("dynamodb")
     table = stack.stack.tables["LeasesTable"].name
     for allocation in active:
         request_id = (allocation.get("metadata") or {}).get("request_id")

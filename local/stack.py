@@ -76,7 +76,7 @@ class LocalStack:
         self._provision()
         return self
 
-    def _client(self, service: str):
+    def client(self, service: str):
         import boto3
 
         return boto3.client(service, endpoint_url=self.aws_endpoint, region_name="us-east-1")
@@ -85,29 +85,16 @@ class LocalStack:
         from local import lambda_hook
         from local.apigw import make_api_server
         from local.functions import FunctionPool
-        from local.template import load_stack, load_yaml
+        from local.provision import provision
 
-        prefix = "harpoon-local"
-        template = load_yaml(self.root / "template.yaml")
-        sm = self._client("secretsmanager")
-        secret_arns = {}
-        for logical_id, resource in template["Resources"].items():
-            if resource["Type"] == "AWS::SecretsManager::Secret":
-                secret_arns[logical_id] = sm.create_secret(Name=f"{prefix}/{logical_id}", SecretString=self.api_key)["ARN"]
-        self.stack = load_stack(
+        self.stack = provision(
             self.root,
+            self.client,
+            prefix="harpoon-local",
+            secret_value=self.api_key,
             overrides={"WorkflowType": "STANDARD", "HostedAiBaseUrl": self.emulator_url},
-            prefix=prefix,
-            secret_arns=secret_arns,
         )
-        ddb = self._client("dynamodb")
-        for table in self.stack.tables.values():
-            props = {k: v for k, v in table.properties.items() if k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")}
-            ddb.create_table(TableName=table.name, **props)
-            ttl = table.properties.get("TimeToLiveSpecification")
-            if ttl:
-                ddb.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
-        sfn = self._client("stepfunctions")
+        sfn = self.client("stepfunctions")
         for machine in self.stack.state_machines.values():
             sfn.create_state_machine(name=machine.name, definition=machine.definition, type="STANDARD",
                                      roleArn="arn:aws:iam::123456789012:role/harpoon-local-states")

@@ -106,28 +106,18 @@ def aws(aws_credentials, harpoon_reset, monkeypatch, emulator):
     functions (union of all of them), pointed at the emulator."""
     from moto import mock_aws
 
-    from local.template import load_stack, load_yaml
+    from local.provision import provision
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         import boto3
 
-        template = load_yaml(ROOT / "template.yaml")
-        sm = boto3.client("secretsmanager")
-        secret_arns = {
-            logical_id: sm.create_secret(Name=f"test/{logical_id}", SecretString=API_KEY)["ARN"]
-            for logical_id, r in template["Resources"].items()
-            if r["Type"] == "AWS::SecretsManager::Secret"
-        }
-        stack = load_stack(
+        stack = provision(
             ROOT,
-            overrides={"WorkflowType": "STANDARD", "HostedAiBaseUrl": emulator.base_url},
+            boto3.client,
             prefix="harpoon-test",
-            secret_arns=secret_arns,
+            secret_value=API_KEY,
+            overrides={"WorkflowType": "STANDARD", "HostedAiBaseUrl": emulator.base_url},
         )
-        ddb = boto3.client("dynamodb")
-        for table in stack.tables.values():
-            props = {k: v for k, v in table.properties.items() if k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")}
-            ddb.create_table(TableName=table.name, **props)
         for function in stack.functions.values():
             for key, value in function.environment.items():
                 monkeypatch.setenv(key, value)
