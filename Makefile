@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test test-unit test-e2e chaos validate build clean
+.PHONY: install local sweep test test-unit test-e2e chaos bench validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -49,6 +49,15 @@ test-e2e: install
 # Concurrent requests under HostedAI faults and step crashes; fails on any leak.
 chaos: $(VENV)/.installed
 	$(PY) -m local.chaos -n $(N) --faults $(FAULTS) --concurrency $(CONCURRENCY)
+
+# One reclaim sweep now, in the stack `make local` is running (HORIZON=s also
+# takes leases due within s seconds, e.g. idle warm GPUs).
+HORIZON ?= 0
+sweep: $(VENV)/.installed
+	$(PY) -m local.sweep --horizon $(HORIZON)
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint

@@ -92,7 +92,11 @@ def summarize(method: str, path: str, status: int, body: bytes, elapsed_ms: floa
     return line
 
 
-def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[[str, object], dict], log=sys.stdout) -> ThreadingHTTPServer:
+def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[[str, object], dict], log=sys.stdout,
+                    admin: Callable[[str, str, bytes], tuple[int, object]] | None = None) -> ThreadingHTTPServer:
+    """`admin(method, path, body)` answers /_local/... (the local stack's own
+    commands, e.g. run a schedule now); API Gateway has no such paths."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
@@ -141,6 +145,9 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 self.close_connection = True  # the unread body must not become the next request
                 return 413, {}, b'{"message":"Request Entity Too Large"}'
             path = urlsplit(self.path).path
+            if admin is not None and path.startswith("/_local/"):
+                status, payload = admin(self.command, path, body)
+                return status, {}, json.dumps(payload).encode("utf-8")
             for route in routes:
                 params = route.matches(self.command, path)
                 if params is not None:

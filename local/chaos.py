@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         # The world heals; then one sweep, as the schedule would run it.
         httpx.post(f"{stack.emulator_url}/_emulator/faults", json={"allocate": {}, "inference": {}, "release": {}})
         stack.invoke = crasher._invoke
-        sweep = stack.run_scheduled("CleanupFunction", {"stale_after_seconds": 0, "reconcile_after_seconds": 0})
+        # Every execution has ended: whatever a lease still holds is due, and
+        # idle warm GPUs are drained too.
+        sweep = stack.run_scheduled("CleanupFunction", {"horizon_seconds": 24 * 3600})
         transitions = breaker_transitions(stack)
         numbers = audit(stack.emulator_url)
         explain_leaks(stack)

@@ -20,6 +20,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class LocalStack:
         self._stopping = threading.Event()
         self.api_key = secrets.token_urlsafe(24)  # HostedAI key: lives in the emulator and the secret only
         self._stops: list = []
+        self.schedule_runs: list[dict] = []
 
     @property
     def aws_endpoint(self) -> str:
@@ -57,6 +59,7 @@ class LocalStack:
         # failed request is already one line in our own log.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
 
+        from local.ddb_atomic import serialise_writes
         from local.emulator import run_in_thread
 
         self.emulator = run_in_thread(api_key=self.api_key, host=self.host, port=self.emulator_port, time_scale=self.time_scale)
@@ -67,6 +70,7 @@ class LocalStack:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
         os.environ["MOTO_PORT"] = str(self.aws_port)
+        serialise_writes()  # DynamoDB's per-item atomicity, which moto lacks
         self.moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self.moto.start()
         self._stops.append(self.moto.stop)
@@ -110,7 +114,8 @@ class LocalStack:
         self.pool.warm_up()
 
         routes = [route for f in self.stack.functions.values() for route in f.routes]
-        self.api = make_api_server(self.host, self.api_port, routes, lambda name, event: self.invoke(name, event), log=self.out)
+        self.api = make_api_server(self.host, self.api_port, routes, lambda name, event: self.invoke(name, event),
+                                   log=self.out, admin=self._admin)
         self.api_port = self.api.server_address[1]
         thread = threading.Thread(target=self.api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         thread.start()
@@ -131,8 +136,28 @@ class LocalStack:
             reply = self.run_scheduled(logical_id)
             print(f"schedule {logical_id}: {json.dumps(reply.get('ok', reply.get('error')))}", file=self.out, flush=True)
 
+    def _admin(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        """POST /_local/schedules/<LogicalId>: run that function's schedule now
+        (`make sweep` runs the cleanup). The JSON body, if any, is merged into
+        the scheduled event."""
+        parts = path.strip("/").split("/")
+        if method != "POST" or len(parts) != 3 or parts[1] != "schedules":
+            return 404, {"message": "POST /_local/schedules/<LogicalId>"}
+        function = self.stack.functions.get(parts[2])
+        if function is None or not function.schedules:
+            return 404, {"message": f"no scheduled function {parts[2]!r}"}
+        try:
+            detail = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"message": "the body must be a JSON object"}
+        reply = self.run_scheduled(function.logical_id, detail if isinstance(detail, dict) else {})
+        print(f"schedule {function.logical_id} (on demand): {json.dumps(reply.get('ok', reply.get('error')))}",
+              file=self.out, flush=True)
+        return (200, reply["ok"]) if "ok" in reply else (500, reply.get("error"))
+
     def run_scheduled(self, logical_id: str, detail: dict | None = None) -> dict:
-        """Invoke a function with an EventBridge scheduled event, now."""
+        """Invoke a function with an EventBridge scheduled event, now. Every
+        run is kept in `schedule_runs` (start time, reply)."""
         import datetime
         import uuid
 
@@ -141,7 +166,10 @@ class LocalStack:
             "account": "123456789012", "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": "us-east-1", "resources": [], "detail": {}, **(detail or {}),
         }
-        return self.invoke(logical_id, event)
+        started = time.time()
+        reply = self.invoke(logical_id, event)
+        self.schedule_runs.append({"function": logical_id, "started_at": started, "reply": reply})
+        return reply
 
     @property
     def api_url(self) -> str:

@@ -256,7 +256,7 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         if event.get("Type") == "HttpApi":
             routes.append(Route(p.get("Method", "ANY").upper(), p.get("Path", "/"), logical_id))
         elif event.get("Type") == "Schedule":
-            schedules.append(rate_seconds(p["Schedule"]))
+            schedules.append(rate_seconds(resolver.resolve(p["Schedule"])))
     return Function(
         logical_id=logical_id,
         name=resolver.physical_name(logical_id),

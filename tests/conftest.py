@@ -116,7 +116,9 @@ def aws(aws_credentials, harpoon_reset, monkeypatch, emulator):
             boto3.client,
             prefix="harpoon-test",
             secret_value=API_KEY,
-            overrides={"WorkflowType": "STANDARD", "HostedAiBaseUrl": emulator.base_url},
+            # Warm reuse off unless a test turns it on: most tests check that
+            # every path gives its GPU back.
+            overrides={"WorkflowType": "STANDARD", "HostedAiBaseUrl": emulator.base_url, "WarmIdleSeconds": "0"},
         )
         for function in stack.functions.values():
             for key, value in function.environment.items():

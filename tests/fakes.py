@@ -59,3 +59,16 @@ def dynamodb_table(name: str, key: str) -> None:
         TableName=name, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
         KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+
+
+def template_table(logical_id: str, name: str) -> None:
+    """Create a table exactly as template.yaml declares it, indexes included (inside mock_aws)."""
+    from pathlib import Path
+
+    import boto3
+
+    from local.provision import TABLE_KEYS
+    from local.template import load_yaml
+
+    props = load_yaml(Path(__file__).resolve().parents[1] / "template.yaml")["Resources"][logical_id]["Properties"]
+    boto3.client("dynamodb").create_table(TableName=name, **{k: v for k, v in props.items() if k in TABLE_KEYS})

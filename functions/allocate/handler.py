@@ -24,9 +24,11 @@ def lambda_handler(event, context):
         catalog=load_catalog(),
         pool_id=settings.hosted_ai_pool_id,
         duration_seconds=settings.lease_duration_seconds,
+        warm_enabled=settings.warm_idle_seconds > 0,
     )
     logger.info(
         "allocated",
-        extra={"allocation_id": out.allocation_id, "gpu": out.assigned_gpu, "model": out.model, "degraded": out.degraded},
+        extra={"allocation_id": out.allocation_id, "gpu": out.assigned_gpu, "model": out.model, "degraded": out.degraded,
+               "warm": out.warm},
     )
     return out.model_dump(mode="json")

@@ -14,6 +14,6 @@ logger = Logger()
 def lambda_handler(event, context):
     inp = parse_step_input(InferInput, event)
     logger.append_keys(request_id=inp.request_id)
-    out = infer(inp, hostedai=deps.hostedai(), breaker=deps.breaker(), catalog=load_catalog())
+    out = infer(inp, leases=deps.leases(), hostedai=deps.hostedai(), breaker=deps.breaker(), catalog=load_catalog())
     logger.info("inferred", extra={"model": out.model_used, "tokens": out.tokens_generated})
     return out.model_dump(mode="json")

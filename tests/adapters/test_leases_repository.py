@@ -1,56 +1,239 @@
-"""LeaseRepository on moto: every transition is conditional on the state, and
-pending idempotency keys are kept until their outcome is known."""
+"""LeaseRepository on moto, with the table exactly as the template declares it:
+every transition is conditional on the state (the sweep's also on the
+version), pending keys are kept until their outcome is known, and only what
+is due is in reach of the sweep's index query."""
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from harpoon.adapters.leases import LeaseRepository
-from harpoon.errors import LeaseConflictError
-from tests.fakes import dynamodb_table
+from harpoon.adapters.leases import EXPIRY_SHARDS, LeasePolicy, LeaseRepository
+from harpoon.errors import LeaseConflictError, LeaseLostError, RequestAlreadyRunError, RequestInFlightError
+from local.ddb_atomic import serialise_writes
+from tests.fakes import at_once, template_table
 
 REQ = {"pool_id": "p", "model": "m", "requirements": {"min_vram_mb": 1}, "duration_seconds": 300}
+POLICY = LeasePolicy(lease_ttl_seconds=120, reconcile_after_seconds=60, retention_seconds=1000, sweep_retry_seconds=60)
+
+
+class Clock:
+    def __init__(self, now=1000):
+        self.now = now
+
+    def __call__(self):
+        return self.now
 
 
 @pytest.fixture
-def repo(aws_credentials):
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def repo(aws_credentials, clock):
+    serialise_writes()
     with mock_aws():
-        dynamodb_table("leases", "lease_id")
-        yield LeaseRepository("leases", boto3.client("dynamodb"), clock=lambda: 1000)
+        template_table("LeasesTable", "leases")
+        yield LeaseRepository("leases", boto3.client("dynamodb"), clock=clock, policy=POLICY)
 
 
-def begin(repo, lease_id="r1", key="k"):
-    return repo.begin(lease_id=lease_id, model="m", pool_id="p", idempotency_key=key, request=REQ, duration_seconds=300)
+def begin(repo, lease_id="r1", key="k", execution_id=None):
+    return repo.begin(lease_id=lease_id, model="m", pool_id="p", idempotency_key=key, request=REQ,
+                      execution_id=execution_id)
 
 
-def test_begin_records_the_key_as_pending_before_anything_is_sent(repo):
+def raw(lease_id):
+    return boto3.client("dynamodb").get_item(TableName="leases", Key={"lease_id": {"S": lease_id}})["Item"]
+
+
+def due_now(repo, now):
+    consumed = []
+    leases = [lease for shard in range(EXPIRY_SHARDS) for lease in repo.due(now, shard=str(shard), consumed=consumed)]
+    return leases, sum(read for read, _ in consumed)
+
+
+def test_begin_records_the_key_as_pending_and_is_due_once_its_answer_cannot_be_in_flight(repo):
     lease = begin(repo)
     assert lease.created and lease.status == "PENDING"
     stored = repo.get("r1")
     assert stored.pending_keys == {"k"} and stored.requests == {"k": REQ} and not stored.created
+    assert stored.lease_expires_at == 1000 + 60 and "expiry_shard" in raw("r1")
 
 
-def test_lifecycle_and_version(repo):
+def test_a_settled_lease_leaves_the_expiry_index_and_gets_a_purge_time(repo, clock):
     begin(repo)
-    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1300, idempotency_key="k")
+    expires = repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=1900, idempotency_key="k")
     lease = repo.get("r1")
-    assert (lease.status, lease.allocation_id, lease.expires_at, lease.version, lease.pending_keys) == ("ACTIVE", "a1", 1300, 2, frozenset())
+    assert (lease.status, lease.allocation_id, lease.allocation_expires_at, lease.version, lease.pending_keys) == (
+        "ACTIVE", "a1", 1900, 2, frozenset())
+    assert expires == lease.lease_expires_at == 1000 + 120
     assert repo.mark_released("r1") is True
-    assert repo.get("r1").status == "RELEASED"
+    item = raw("r1")
+    assert item["status"]["S"] == "RELEASED" and "expiry_shard" not in item and "lease_expires_at" not in item
+    assert int(item["purge_at"]["N"]) == 1000 + 1000  # TTL collects only what is settled
     assert repo.mark_released("r1") is False  # idempotent, no second transition
 
 
-def test_a_retried_begin_returns_the_lease_as_left(repo):
+def test_a_lease_released_with_a_key_still_pending_stays_due_for_the_sweep(repo, clock):
+    begin(repo)
+    clock.now = 1010
+    repo.retarget("r1", model="small", idempotency_key="k2", request={**REQ, "model": "small"}, reason="m: timeout")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=1900, idempotency_key="k2")
+    repo.mark_released("r1")
+    item = raw("r1")
+    assert item["status"]["S"] == "RELEASED" and "purge_at" not in item
+    assert int(item["lease_expires_at"]["N"]) == 1010 + 60  # the last call's answer may be in flight until then
+
+
+def test_a_retried_begin_renews_the_lease_as_left(repo, clock):
     begin(repo)
     repo.retarget("r1", model="small", idempotency_key="k2", request={**REQ, "model": "small"}, reason="m: no capacity")
+    clock.now = 1030
     again = begin(repo)
     assert not again.created
-    assert (again.model, again.idempotency_key, again.route_reason, again.pending_keys) == ("small", "k2", "m: no capacity", {"k", "k2"})
-    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1, idempotency_key="k2")
+    assert (again.model, again.idempotency_key, again.route_reason, again.pending_keys) == (
+        "small", "k2", "m: no capacity", {"k", "k2"})
+    assert repo.get("r1").lease_expires_at == 1030 + 60
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=1900, idempotency_key="k2")
     assert begin(repo).status == "ACTIVE"
     repo.mark_released("r1")
-    with pytest.raises(LeaseConflictError, match="RELEASED"):
+    with pytest.raises(RequestAlreadyRunError, match="RELEASED"):
         begin(repo)
+
+
+def test_another_execution_cannot_take_a_live_lease(repo):
+    begin(repo, execution_id="e1")
+    with pytest.raises(RequestInFlightError):
+        begin(repo, execution_id="e2")
+
+
+def test_activate_is_idempotent_for_the_same_allocation_only(repo):
+    begin(repo)
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=1, idempotency_key="k")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=1, idempotency_key="k")
+    with pytest.raises(LeaseConflictError):
+        repo.activate("r1", allocation_id="a2", assigned_gpu="g", allocation_expires_at=1, idempotency_key="k")
+    with pytest.raises(LeaseConflictError):
+        repo.activate("missing", allocation_id="a", assigned_gpu="g", allocation_expires_at=1, idempotency_key="k")
+
+
+def test_the_sweep_reads_only_what_is_due(repo, clock):
+    for i in range(40):
+        begin(repo, lease_id=f"live-{i}")
+        repo.activate(f"live-{i}", allocation_id=f"a{i}", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    for i in range(10):
+        begin(repo, lease_id=f"done-{i}")
+        repo.activate(f"done-{i}", allocation_id=f"d{i}", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+        repo.mark_released(f"done-{i}")
+    clock.now = 2000
+    for i in range(3):  # written later: not due at 1500
+        begin(repo, lease_id=f"late-{i}")
+        repo.activate(f"late-{i}", allocation_id=f"l{i}", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    due, read = due_now(repo, 1000 + 120)
+    assert {lease.lease_id for lease in due} == {f"live-{i}" for i in range(40)} and read == 40
+    assert due_now(repo, 1119) == ([], 0)
+
+
+def test_the_sweeps_take_over_is_fenced_on_the_version_it_read(repo, clock):
+    begin(repo, execution_id="e1")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    clock.now = 1121
+    [stale] = due_now(repo, clock.now)[0]
+    repo.renew("r1", execution_id="e1")  # the execution renewed it after the sweep read it
+    assert repo.take_over(stale) is None
+    assert repo.get("r1").status == "ACTIVE"
+    clock.now = 1121 + 121
+    [due] = due_now(repo, clock.now)[0]
+    taken = repo.take_over(due)
+    assert taken.status == "RELEASING" and repo.take_over(due) is None  # a second sweep loses
+    with pytest.raises(LeaseLostError):
+        repo.renew("r1", execution_id="e1")  # the execution must not use the GPU any more
+    assert repo.finish(taken, "reclaimed") is True
+    item = raw("r1")
+    assert item["status"]["S"] == "RELEASED" and item["reclaimed_by"]["S"] == "cleanup" and "expiry_shard" not in item
+
+
+def test_a_pending_lease_taken_over_is_abandoned_and_the_execution_cannot_resume_it(repo, clock):
+    begin(repo, execution_id="e1")
+    clock.now = 1061
+    [due] = due_now(repo, clock.now)[0]
+    assert repo.take_over(due).status == "ABANDONED"
+    with pytest.raises(RequestAlreadyRunError):
+        begin(repo, execution_id="e1")
+
+
+def test_renewal_belongs_to_the_owning_execution(repo):
+    begin(repo, execution_id="e1")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    with pytest.raises(LeaseLostError):
+        repo.renew("r1", execution_id="e2")
+
+
+def _warm(repo, n, *, expires=5000, idle_until=1200, model="m"):
+    for i in range(n):
+        begin(repo, lease_id=f"src-{model}-{i}")
+        repo.activate(f"src-{model}-{i}", allocation_id=f"w-{model}-{i}", assigned_gpu="g",
+                      allocation_expires_at=expires, idempotency_key="k")
+        assert repo.return_to_warm(f"src-{model}-{i}", execution_id=None, tenant_id="t", pool_id="p", model=model,
+                                   allocation_id=f"w-{model}-{i}", assigned_gpu="g", allocation_expires_at=expires,
+                                   idle_until=idle_until)
+
+
+def test_returning_to_warm_settles_the_request_lease_and_adds_an_idle_one(repo):
+    _warm(repo, 1)
+    assert raw("src-m-0")["status"]["S"] == "RELEASED" and raw("src-m-0")["returned_warm"]["BOOL"] is True
+    [warm] = repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120)
+    assert (warm.status, warm.allocation_id, warm.lease_expires_at) == ("IDLE", "w-m-0", 1200)
+    assert repo.warm_candidates(tenant_id="other", pool_id="p", model="m", usable_until=1120) == []
+    assert repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=5001) == []  # dies too soon
+
+
+def test_a_warm_claim_moves_the_allocation_atomically_and_only_once(repo):
+    _warm(repo, 1)
+    [warm] = repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120)
+    begin(repo, lease_id="r1")
+    begin(repo, lease_id="r2")
+    assert repo.claim_warm("r1", warm, idempotency_key="k", route_reason=None) == 1000 + 120
+    assert repo.claim_warm("r2", warm, idempotency_key="k", route_reason=None) is None
+    r1, r2 = repo.get("r1"), repo.get("r2")
+    assert (r1.status, r1.allocation_id, r1.warm, r1.pending_keys) == ("ACTIVE", "w-m-0", True, frozenset())
+    assert r2.status == "PENDING" and repo.get("warm#w-m-0") is None
+
+
+def test_fifty_concurrent_claimers_never_share_a_warm_allocation(repo):
+    _warm(repo, 20)
+    for i in range(50):
+        begin(repo, lease_id=f"c{i}")
+
+    def claim(i):
+        for warm in repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120, limit=50):
+            if repo.claim_warm(f"c{i}", warm, idempotency_key="k", route_reason=None):
+                return warm.allocation_id
+        return None
+
+    won = [a for a in at_once(50, claim) if a]
+    assert len(won) == len(set(won)) == 20  # every warm GPU went to exactly one claimer
+    holders = [repo.get(f"c{i}").allocation_id for i in range(50)]
+    assert sorted(h for h in holders if h) == sorted(won)
+    assert repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120) == []
+
+
+def test_an_idle_warm_lease_is_due_at_the_end_of_its_idle_time_and_the_sweep_deletes_it(repo, clock):
+    _warm(repo, 1, idle_until=1200)
+    assert due_now(repo, 1199)[0] == []
+    [due] = due_now(repo, 1200)[0]
+    taken = repo.take_over(due)
+    assert taken.status == "RELEASING" and repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=0) == []
+    assert repo.finish(taken, "idle") is True and repo.get("warm#w-m-0") is None
+
+
+def test_a_warm_lease_claimed_after_the_sweep_read_it_is_left_alone(repo):
+    _warm(repo, 1, idle_until=1200)
+    [due] = due_now(repo, 1200)[0]
+    [warm] = repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120)
+    begin(repo, lease_id="r1")
+    assert repo.claim_warm("r1", warm, idempotency_key="k", route_reason=None)
+    assert repo.take_over(due) is None
 
 
 def test_keys_settle_only_when_their_outcome_is_known(repo):
@@ -59,63 +242,16 @@ def test_keys_settle_only_when_their_outcome_is_known(repo):
     assert repo.get("r1").pending_keys == frozenset()
     repo.expect("r1", idempotency_key="k", request=REQ)  # asked again
     assert repo.get("r1").pending_keys == {"k"}
+    assert repo.mark_abandoned("r1") is True
+    assert repo.get("r1").lease_expires_at == 1000 + 60  # unchanged: the answer may still be in flight
+    with pytest.raises(LeaseConflictError):
+        repo.expect("r1", idempotency_key="k", request=REQ)  # no longer PENDING
 
 
-def test_a_repeated_activate_is_a_no_op_but_another_allocation_conflicts(repo):
+def test_a_failed_release_leaves_the_lease_releasing_and_due_soon(repo, clock):
     begin(repo)
-    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    with pytest.raises(LeaseConflictError):
-        repo.activate("r1", allocation_id="a2", assigned_gpu="g", expires_at=1, idempotency_key="k")
-
-
-def test_transitions_from_the_wrong_state_are_refused(repo):
-    with pytest.raises(LeaseConflictError):
-        repo.activate("missing", allocation_id="a", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    begin(repo)
-    assert repo.mark_failed("r1", "refused") is True
-    with pytest.raises(LeaseConflictError):
-        repo.activate("r1", allocation_id="a", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    with pytest.raises(LeaseConflictError):
-        repo.retarget("r1", model="x", idempotency_key="k3", request=REQ, reason="late")
-    assert repo.mark_abandoned("r1") is False
-    assert repo.get("r1").status == "FAILED" and repo.get("r1").pending_keys == {"k"}  # kept for the cleanup
-
-
-def test_release_failure_then_release(repo):
-    begin(repo)
-    repo.activate("r1", allocation_id="a1", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    repo.mark_release_failed("r1", "HostedAI 500")
-    repo.mark_release_failed("r1", "HostedAI 500 again")
-    assert repo.get("r1").status == "RELEASE_FAILED"
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    assert repo.mark_releasing("r1", "HostedAI 503", retry_after=30) is True
+    lease = repo.get("r1")
+    assert (lease.status, lease.lease_expires_at) == ("RELEASING", 1030)
     assert repo.mark_released("r1") is True
-
-
-def test_close_unresolved_needs_no_pending_key_and_an_abandoned_or_stale_lease(repo):
-    begin(repo)
-    assert repo.close_unresolved("r1", stale_before=999) is False  # fresh, keys pending
-    repo.mark_abandoned("r1")
-    assert repo.close_unresolved("r1", stale_before=999) is False  # a key still pending
-    repo.settle_key("r1", "k")
-    assert repo.close_unresolved("r1", stale_before=999) is True
-    assert repo.get("r1").status == "RELEASED"
-
-
-def test_scan_finds_every_lease_that_may_hold_a_gpu(repo):
-    begin(repo, "pending")
-    begin(repo, "done")
-    repo.activate("done", allocation_id="a", assigned_gpu="g", expires_at=1, idempotency_key="k")
-    repo.mark_released("done")
-    begin(repo, "failed-with-key")
-    repo.mark_failed("failed-with-key", "409 on replay")
-    assert {lease.lease_id for lease in repo.scan_unsettled()} == {"pending", "failed-with-key"}
-
-
-def test_a_second_execution_for_the_same_request_is_a_conflict(repo):
-    repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
-               execution_id="exec-1")
-    assert repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
-                      execution_id="exec-1").status == "PENDING"  # the same execution retrying its step
-    with pytest.raises(LeaseConflictError, match="another execution"):
-        repo.begin(lease_id="r1", model="m", pool_id="p", idempotency_key="k", request=REQ, duration_seconds=300,
-                   execution_id="exec-2")

@@ -33,7 +33,8 @@ def test_template_functions_get_globals_and_their_own_environment():
     assert allocate.environment["HOSTED_AI_SECRET_ARN"].startswith("arn:aws:secretsmanager")
     assert allocate.timeout == 12 and allocate.handler == "handler.lambda_handler"
     assert allocate.layer_dirs == [ROOT / "layers" / "harpoon"]
-    assert "LEASES_TABLE" not in functions["InferFunction"].environment  # isolation: only what the template gives
+    assert "LEASES_TABLE" not in functions["ClassifyFunction"].environment  # isolation: only what the template gives
+    assert allocate.environment["LEASE_TTL_SECONDS"] == "120"  # a Globals variable from a parameter
     api = functions["ApiFunction"]
     assert api.environment["STATE_MACHINE_TYPE"] == "STANDARD"
     assert api.environment["STATE_MACHINE_ARN"] == stack().state_machines["RequestStateMachine"].arn
@@ -194,7 +195,7 @@ def test_throttling_reaches_step_functions_as_a_lambda_service_error():
 def test_schedules_are_read_from_the_template():
     from local.template import rate_seconds
 
-    assert stack().functions["CleanupFunction"].schedules == [300]
+    assert stack().functions["CleanupFunction"].schedules == [60]  # rate(1 minute), through a parameter
     assert rate_seconds("rate(1 hour)") == 3600
     with pytest.raises(UnsupportedTemplate):
         rate_seconds("cron(0 12 * * ? *)")

@@ -14,6 +14,7 @@ import uuid
 import boto3
 import pytest
 
+from harpoon.models import WorkflowInput
 from local import lambda_hook
 from tests.conftest import load_handler
 
@@ -60,7 +61,7 @@ class Engine:
 
     def run(self, payload: dict | None = None, timeout: float = 30) -> dict:
         request_id = "req-" + uuid.uuid4().hex
-        payload = payload or {"request_id": request_id, "text": "Hello", "deployment": "hostedai", "max_tokens": None, "allocation": None}
+        payload = payload or WorkflowInput(request_id=request_id, text="Hello").model_dump(mode="json")
         arn = self.sfn.start_execution(stateMachineArn=self.arn, name=payload["request_id"], input=json.dumps(payload))["executionArn"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,6 +20,8 @@ SAM = ROOT / ".venv-sam" / "bin" / "sam"
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 TEMPLATE = load_yaml(ROOT / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
+PARAMETERS = TEMPLATE["Parameters"]
+GLOBAL_ENV = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
 ASL = json.loads(ASL_PATH.read_text())
 STATES = ASL["States"]
 TASKS = {name: s for name, s in STATES.items() if s["Type"] == "Task"}
@@ -138,8 +140,48 @@ def test_every_path_after_allocate_passes_through_release():
         assert [c["ErrorEquals"] for c in catches] == [["States.ALL"]]
         assert catches[0]["Next"] == "ReleaseAfterFailure" and catches[0]["ResultPath"] == "$.error"
     assert TASKS["Infer"]["Next"] == "Release"
-    assert TASKS["Release"]["Parameters"] == TASKS["ReleaseAfterFailure"]["Parameters"]
-    assert TASKS["Release"]["Parameters"]["FunctionName"] == "${ReleaseFunctionArn}"
+    success, failure = (json.loads(json.dumps(TASKS[name]["Parameters"])) for name in ("Release", "ReleaseAfterFailure"))
+    # Only a clean run may keep its GPU warm; otherwise the same call.
+    assert success["Payload"].pop("keep_warm") is True and "keep_warm" not in failure["Payload"]
+    assert success == failure and success["FunctionName"] == "${ReleaseFunctionArn}"
+
+
+def waits(retrier):
+    return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, retrier["MaxDelaySeconds"])
+               for i in range(retrier["MaxAttempts"]))
+
+
+def worst(name):
+    """Every retrier of the Task exhausted: each upstream try lasting the
+    whole Task timeout, each Lambda service error (these fail fast: the
+    Invoke API refuses) costing 1 s, plus all the backoff waits."""
+    total = TASKS[name]["TimeoutSeconds"]
+    for retrier in TASKS[name]["Retry"]:
+        per_try = 1 if retrier["ErrorEquals"][0].startswith("Lambda.") else TASKS[name]["TimeoutSeconds"]
+        total += retrier["MaxAttempts"] * per_try + waits(retrier)
+    return total
+
+
+def longest_wait(name):
+    return max(r["MaxDelaySeconds"] for r in TASKS[name]["Retry"])
+
+
+def test_a_lease_outlives_everything_its_execution_may_still_do_between_renewals():
+    """An ACTIVE lease is renewed by Allocate (activate) and by every Infer
+    attempt. From one renewal, the execution may run an Infer attempt, wait
+    for the next one (which renews again), or go on to Release with all its
+    retries: the lease TTL must cover the longest of these, or the sweep could
+    reclaim a GPU that is still in use."""
+    ttl = int(PARAMETERS["LeaseTtlSeconds"]["Default"])
+    after_infer_starts = TASKS["Infer"]["TimeoutSeconds"] + max(
+        longest_wait("Infer"), max(worst("Release"), worst("ReleaseAfterFailure")))
+    assert ttl >= after_infer_starts and ttl >= worst("ReleaseAfterFailure"), (ttl, after_infer_starts)
+    assert int(PARAMETERS["LeaseTtlSeconds"]["MinValue"]) >= after_infer_starts
+    # A PENDING lease is due `RECONCILE_AFTER_SECONDS` after its last write; each
+    # Allocate attempt writes before it calls HostedAI, so it must outlast one
+    # attempt and the wait before the next.
+    reconcile = int(GLOBAL_ENV["RECONCILE_AFTER_SECONDS"])
+    assert reconcile >= TASKS["Allocate"]["TimeoutSeconds"] + longest_wait("Allocate")
 
 
 def test_timeouts_on_every_task_cover_the_function_and_fit_the_machine():
@@ -148,20 +190,6 @@ def test_timeouts_on_every_task_cover_the_function_and_fit_the_machine():
     for name, state in TASKS.items():
         function_timeout = RESOURCES[function_of[name]]["Properties"]["Timeout"]
         assert state["TimeoutSeconds"] >= function_timeout, f"{name}: Task times out before its function"
-
-    def waits(retrier):
-        return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, retrier["MaxDelaySeconds"])
-                   for i in range(retrier["MaxAttempts"]))
-
-    def worst(name):
-        """Every retrier of the Task exhausted: each upstream try lasting the
-        whole Task timeout, each Lambda service error (these fail fast: the
-        Invoke API refuses) costing 1 s, plus all the backoff waits."""
-        total = TASKS[name]["TimeoutSeconds"]
-        for retrier in TASKS[name]["Retry"]:
-            per_try = 1 if retrier["ErrorEquals"][0].startswith("Lambda.") else TASKS[name]["TimeoutSeconds"]
-            total += retrier["MaxAttempts"] * per_try + waits(retrier)
-        return total
 
     longest_path = worst("Classify") + worst("Allocate") + worst("Infer") + max(worst("Release"), worst("ReleaseAfterFailure"))
     # A machine timeout would skip Release: it must not come before the longest path ends,

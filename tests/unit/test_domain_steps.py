@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from harpoon.adapters.hostedai import Allocation
-from harpoon.adapters.leases import Lease
+from harpoon.adapters.leases import Lease, LeasePolicy
 from harpoon.catalog import load_catalog
 from harpoon.domain.allocate import allocate, allocation_idempotency_key
 from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
@@ -43,7 +43,12 @@ class FakeLeases:
     def _set(self, lease_id, **changes):
         self.leases[lease_id] = replace(self.leases[lease_id], **changes)
 
-    def begin(self, *, lease_id, model, pool_id, idempotency_key, request, duration_seconds, execution_id=None):
+    policy = LeasePolicy()
+
+    def now(self):
+        return 1_700_000_000
+
+    def begin(self, *, lease_id, model, pool_id, idempotency_key, request, execution_id=None, tenant_id="default"):
         self.events.append(("begin", lease_id, idempotency_key))
         if lease_id not in self.leases:
             self.leases[lease_id] = Lease(lease_id, "PENDING", model, pool_id, idempotency_key,
@@ -65,12 +70,17 @@ class FakeLeases:
         self.events.append(("settle", idempotency_key))
         self._set(lease_id, pending_keys=self.leases[lease_id].pending_keys - {idempotency_key})
 
-    def activate(self, lease_id, *, allocation_id, assigned_gpu, expires_at, idempotency_key):
+    def activate(self, lease_id, *, allocation_id, assigned_gpu, allocation_expires_at, idempotency_key):
         self.events.append(("activate", allocation_id))
         if self.fail_activate:
             raise self.fail_activate
         self._set(lease_id, status="ACTIVE", allocation_id=allocation_id,
                   pending_keys=self.leases[lease_id].pending_keys - {idempotency_key})
+        return self.now() + self.policy.lease_ttl_seconds
+
+    def warm_candidates(self, **kwargs):
+        self.events.append(("warm_candidates", kwargs["model"]))
+        return []
 
     def mark_failed(self, lease_id, reason):
         self.events.append(("failed",))
@@ -86,8 +96,8 @@ class FakeLeases:
         self.events.append(("released",))
         return True
 
-    def mark_release_failed(self, lease_id, reason):
-        self.events.append(("release_failed",))
+    def mark_releasing(self, lease_id, reason, *, retry_after):
+        self.events.append(("releasing",))
         return True
 
     def get(self, lease_id):
@@ -158,7 +168,7 @@ def test_idempotency_keys_are_stable_per_request_and_model():
 
 def test_a_retried_allocate_after_success_returns_the_lease_without_a_second_gpu():
     existing = Lease("req-1", "ACTIVE", "qwen-30b", "pool", QWEN_KEY, allocation_id="a-1", assigned_gpu="gpu-0",
-                     expires_at=1_800_000_000)
+                     allocation_expires_at=1_800_000_000)
     hostedai = FakeHostedAI()
     out = run_allocate(hostedai, FakeLeases(existing))
     assert (out.allocation_id, out.assigned_gpu) == ("a-1", "gpu-0") and hostedai.calls == []
@@ -327,7 +337,7 @@ def test_release_failure_flags_the_lease_and_raises_for_the_retry():
     with pytest.raises(UpstreamUnavailableError):
         release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
                 hostedai=FakeHostedAI(error=UpstreamUnavailableError("down")))
-    assert leases.events == [("release_failed",)]
+    assert leases.events == [("releasing",)]
 
 
 def test_any_release_failure_flags_the_lease():
@@ -335,7 +345,7 @@ def test_any_release_failure_flags_the_lease():
     with pytest.raises(ConfigurationError):
         release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
                 hostedai=FakeHostedAI(error=ConfigurationError("secret unreadable")))
-    assert leases.events == [("release_failed",)]
+    assert leases.events == [("releasing",)]
 
 
 def test_release_without_allocation_abandons_a_lease_with_pending_keys():

@@ -41,3 +41,11 @@ def test_the_server_config_endpoint_enables_the_engine():
     from moto.core.config import default_user_config
 
     assert "stepfunctions" in default_user_config and "execute_state_machine" in default_user_config["stepfunctions"]
+
+
+def test_the_dynamodb_write_operations_that_local_ddb_atomic_locks_exist():
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from local.ddb_atomic import WRITES
+
+    assert all(callable(getattr(DynamoDBBackend, name, None)) for name in WRITES)

@@ -7,14 +7,20 @@ from functools import lru_cache
 from harpoon.adapters import aws
 from harpoon.adapters.hostedai import HostedAIClient, Timeouts
 from harpoon.adapters.breakers import BreakerRepository
-from harpoon.adapters.leases import LeaseRepository
+from harpoon.adapters.leases import LeasePolicy, LeaseRepository
 from harpoon.adapters.secrets import get_hosted_ai_api_key
 from harpoon.settings import get_settings
 
 
 @lru_cache(maxsize=1)
 def leases() -> LeaseRepository:
-    return LeaseRepository(get_settings().require("leases_table"), aws.client("dynamodb"))
+    settings = get_settings()
+    policy = LeasePolicy(
+        lease_ttl_seconds=settings.lease_ttl_seconds,
+        reconcile_after_seconds=int(settings.reconcile_after_seconds),
+        retention_seconds=settings.lease_retention_seconds,
+    )
+    return LeaseRepository(settings.require("leases_table"), aws.client("dynamodb"), policy=policy)
 
 
 @lru_cache(maxsize=1)
@@ -58,16 +64,6 @@ def _log_transition(breaker_id: str, old: str, new: str) -> None:
     from aws_lambda_powertools import Logger
 
     Logger().warning("circuit breaker transition", extra={"breaker": breaker_id, "from": old, "to": new})
-
-
-def execution_ended(execution_arn: str) -> bool | None:
-    """Has this execution ended? None when Step Functions cannot tell
-    (EXPRESS executions cannot be described, or the call failed)."""
-    try:
-        status = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
-    except Exception:  # noqa: BLE001 - unknown: the cleanup falls back to the lease's age
-        return None
-    return status != "RUNNING"
 
 
 def reset() -> None:

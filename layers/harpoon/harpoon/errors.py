@@ -145,6 +145,13 @@ class RequestAlreadyRunError(LeaseConflictError):
     code = "request_already_run"
 
 
+class LeaseLostError(LeaseConflictError):
+    """The lease expired and the cleanup reclaimed its GPU before this step
+    could renew it: the allocation must not be used. Never retried."""
+
+    code = "lease_lost"
+
+
 TRANSIENT_ERRORS: tuple[type[TransientUpstreamError], ...] = (
     UpstreamUnavailableError,
     NoCapacityError,

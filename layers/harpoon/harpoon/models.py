@@ -60,6 +60,8 @@ class WorkflowInput(_StepModel):
     text: str = Field(min_length=1)
     deployment: Literal["hostedai"] = "hostedai"
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    # Whose request this is: warm allocations are only reused within a tenant.
+    tenant_id: str = Field(default="default", min_length=1, max_length=64)
     # Always present (null until Allocate succeeds) so Release's Parameters can
     # read $.allocation on every path.
     allocation: dict | None = None
@@ -98,6 +100,7 @@ class AllocateInput(_StepModel):
     # The execution that owns the lease ($$.Execution.Id): a second execution
     # for the same request (a client retry) never touches the first one's GPU.
     execution_id: str | None = None
+    tenant_id: str = "default"
 
 
 class AllocateOutput(_StepModel):
@@ -108,12 +111,16 @@ class AllocateOutput(_StepModel):
     model: str  # the model allocated for: the classifier's choice or a fallback
     degraded: bool = False
     reason: str | None = None  # why a fallback was taken
-    expires_at: str | None = None
+    expires_at: str | None = None  # HostedAI's expiry of the allocation
+    tenant_id: str = "default"
+    lease_expires_at: int | None = None  # epoch s: the lease needs renewing before then
+    warm: bool = False  # claimed from the warm pool: no HostedAI allocate call
     elapsed_ms: float
 
 
 class InferInput(_StepModel):
     request_id: str
+    execution_id: str | None = None
     allocation_id: str
     pool_id: str
     model: str
@@ -134,10 +141,12 @@ class ReleaseInput(_StepModel):
     execution_id: str | None = None
     # Allocate's output, or null when Allocate never succeeded.
     allocation: AllocateOutput | None = None
+    # Only the success path sets it: a GPU is kept warm only after a clean run.
+    keep_warm: bool = False
 
 
 class ReleaseOutput(_StepModel):
-    status: Literal["released", "already_gone", "nothing_to_release"]
+    status: Literal["released", "already_gone", "kept_warm", "nothing_to_release"]
     released: bool
     elapsed_ms: float
 

@@ -42,7 +42,9 @@ class Settings:
     secret_max_age_seconds: int
     breakers_table: str | None
     idempotency_table: str | None
-    stale_after_seconds: float
+    lease_ttl_seconds: int
+    warm_idle_seconds: int
+    lease_retention_seconds: int
     reconcile_after_seconds: float
     idempotency_ttl_seconds: int
     breaker_failure_threshold: int
@@ -84,7 +86,9 @@ def get_settings() -> Settings:
         secret_max_age_seconds=int(_float("SECRET_MAX_AGE_SECONDS", 300)),
         breakers_table=os.environ.get("BREAKERS_TABLE") or None,
         idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
-        stale_after_seconds=_float("STALE_AFTER_SECONDS", 300),
+        lease_ttl_seconds=int(_float("LEASE_TTL_SECONDS", 120)),
+        warm_idle_seconds=max(0, int(_float("WARM_IDLE_SECONDS", 0))),
+        lease_retention_seconds=int(_float("LEASE_RETENTION_SECONDS", 7 * 24 * 3600)),
         reconcile_after_seconds=_float("RECONCILE_AFTER_SECONDS", 60),
         idempotency_ttl_seconds=int(_float("IDEMPOTENCY_TTL_SECONDS", 3600)),
         breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),

@@ -14,19 +14,25 @@ any point leaves it for Release or the cleanup. A retried step takes the
 PENDING lease over as the earlier attempt left it and asks a still-pending
 key again first, whatever the breaker says: that call finds the lost
 allocation instead of adding a second one.
+
+Warm reuse: before asking HostedAI for a model, a warm allocation of the same
+(tenant, pool, model) that lives long enough for this request is claimed if
+one exists (a transaction: exactly one claimer wins), skipping the allocate
+call and its latency.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
 
 from harpoon.adapters.hostedai import HostedAIClient
-from harpoon.adapters.leases import ACTIVE, Lease, LeaseRepository
+from harpoon.adapters.leases import ACTIVE, DEFAULT_TENANT, Lease, LeaseRepository
 from harpoon.catalog import Catalog, ModelSpec
 from harpoon.domain.breaker import CircuitBreaker
-from harpoon.domain.timing import ms_since
+from harpoon.domain.timing import epoch, iso, ms_since
 from harpoon.errors import (
     CircuitOpenError,
     NoCapacityError,
@@ -59,6 +65,7 @@ def allocate(
     catalog: Catalog,
     pool_id: str,
     duration_seconds: int,
+    warm_enabled: bool = False,
 ) -> AllocateOutput:
     started = time.perf_counter()
     try:
@@ -78,8 +85,8 @@ def allocate(
         pool_id=pool_id,
         idempotency_key=allocation_idempotency_key(inp.request_id, primary.id),
         request=request_for(primary),
-        duration_seconds=duration_seconds,
         execution_id=inp.execution_id,
+        tenant_id=inp.tenant_id,
     )
     if lease.status == ACTIVE:  # a retry after the first run had finished
         return _output_from_lease(lease, primary.id, started)
@@ -107,6 +114,10 @@ def allocate(
                     leases.settle_key(inp.request_id, key)
                     pending.discard(key)
                 continue
+        if warm_enabled and not replaying:
+            warm = _claim_warm(leases, inp, spec, pool_id, skipped, key)
+            if warm is not None:
+                return _output(inp.request_id, spec, primary, pool_id, skipped, warm, started, tenant_id=inp.tenant_id)
         if spec.id != lease.model:
             leases.retarget(inp.request_id, model=spec.id, idempotency_key=key, request=request_for(spec),
                             reason="; ".join(skipped))
@@ -149,7 +160,7 @@ def allocate(
             leases.mark_failed(inp.request_id, exc.message)
             raise
         breaker.record_success(breaker_id, inp.request_id)
-        return _activate(leases, hostedai, inp.request_id, spec, primary, allocation, pool_id, skipped, key,
+        return _activate(leases, hostedai, inp, spec, primary, allocation, pool_id, skipped, key,
                          duration_seconds, started)
 
     summary = "; ".join(skipped)  # e.g. "qwen-30b: circuit open; gemma-270m: no capacity"
@@ -159,35 +170,67 @@ def allocate(
     raise CircuitOpenError(f"{summary} (retry after {wait} s)")
 
 
-def _activate(leases, hostedai, request_id, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, key,
+def _claim_warm(leases: LeaseRepository, inp: AllocateInput, spec: ModelSpec, pool_id: str, skipped: list[str],
+                key: str) -> Allocated | None:
+    """A warm allocation for this model, if one is free and lives long enough
+    for this request; several candidates are tried, since concurrent claimers
+    read the same index and only one wins each."""
+    candidates = leases.warm_candidates(tenant_id=inp.tenant_id, pool_id=pool_id, model=spec.id,
+                                        usable_until=leases.now() + leases.policy.lease_ttl_seconds)
+    random.shuffle(candidates)  # spread concurrent claimers over the candidates
+    for warm in candidates:
+        expires = leases.claim_warm(inp.request_id, warm, idempotency_key=key, route_reason="; ".join(skipped) or None)
+        if expires is not None:
+            return Allocated(warm.allocation_id, warm.assigned_gpu, warm.allocation_expires_at, expires, warm=True)
+    return None
+
+
+@dataclass(frozen=True)
+class Allocated:
+    allocation_id: str
+    assigned_gpu: str
+    allocation_expires_at: int | None
+    lease_expires_at: int | None
+    warm: bool = False
+
+
+def _activate(leases, hostedai, inp: AllocateInput, spec: ModelSpec, primary: ModelSpec, allocation, pool_id, skipped, key,
               duration_seconds, started):
-    expires_at = _epoch(allocation.expires_at) or int(time.time()) + duration_seconds
+    expires_at = epoch(allocation.expires_at) or int(time.time()) + duration_seconds
     try:
-        leases.activate(
-            request_id, allocation_id=allocation.allocation_id, assigned_gpu=allocation.assigned_gpu,
-            expires_at=expires_at, idempotency_key=key,
+        lease_expires = leases.activate(
+            inp.request_id, allocation_id=allocation.allocation_id, assigned_gpu=allocation.assigned_gpu,
+            allocation_expires_at=expires_at, idempotency_key=key,
         )
     except Exception:
         # The GPU exists but our ledger does not say so: give it back now
         # rather than leave it to HostedAI's expiry.
         _release_quietly(hostedai, allocation.allocation_id)
         raise
+    got = Allocated(allocation.allocation_id, allocation.assigned_gpu, expires_at, lease_expires)
+    return _output(inp.request_id, spec, primary, pool_id, skipped, got, started, tenant_id=inp.tenant_id)
+
+
+def _output(request_id: str, spec: ModelSpec, primary: ModelSpec, pool_id: str, skipped: list[str], got: Allocated,
+            started: float, *, tenant_id: str = DEFAULT_TENANT) -> AllocateOutput:
     degraded = spec.id != primary.id
     return AllocateOutput(
         lease_id=request_id,
-        allocation_id=allocation.allocation_id,
-        assigned_gpu=allocation.assigned_gpu,
+        allocation_id=got.allocation_id,
+        assigned_gpu=got.assigned_gpu,
         pool_id=pool_id,
         model=spec.id,
+        tenant_id=tenant_id,
         degraded=degraded,
         reason=("; ".join(skipped) or "fallback chosen by an earlier attempt") if degraded else None,
-        expires_at=allocation.expires_at,
+        expires_at=iso(got.allocation_expires_at),
+        lease_expires_at=got.lease_expires_at,
+        warm=got.warm,
         elapsed_ms=ms_since(started),
     )
 
 
 def _output_from_lease(lease: Lease, primary: str, started: float) -> AllocateOutput:
-    expires = datetime.fromtimestamp(lease.expires_at, timezone.utc).isoformat() if lease.expires_at else None
     degraded = lease.model != primary
     return AllocateOutput(
         lease_id=lease.lease_id,
@@ -195,9 +238,12 @@ def _output_from_lease(lease: Lease, primary: str, started: float) -> AllocateOu
         assigned_gpu=lease.assigned_gpu,
         pool_id=lease.pool_id,
         model=lease.model,
+        tenant_id=lease.tenant_id,
         degraded=degraded,
         reason=(lease.route_reason or "fallback chosen by an earlier attempt") if degraded else None,
-        expires_at=expires,
+        expires_at=iso(lease.allocation_expires_at),
+        lease_expires_at=lease.lease_expires_at,
+        warm=lease.warm,
         elapsed_ms=ms_since(started),
     )
 
@@ -207,12 +253,3 @@ def _release_quietly(hostedai: HostedAIClient, allocation_id: str) -> None:
         hostedai.release(allocation_id)
     except Exception:  # the original error matters more; the key stays pending
         pass
-
-
-def _epoch(rfc3339: str | None) -> int | None:
-    if not rfc3339:
-        return None
-    try:
-        return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None

@@ -1,25 +1,24 @@
-"""Cleanup: give back every GPU the request path could not.
+"""The reclaim sweep: give back every GPU the request path could not.
 
-A deliberately simple sweep (a Scan of the lease table; the reclaim sweep on
-an expiry index replaces it later). Each lease that holds, or may hold, a GPU
-is settled:
+It reads only leases whose expiry has passed, from the sparse, sharded
+ExpiryIndex (see adapters/leases.py), so its cost grows with what is due,
+never with the table. Each due lease is first taken over with a write fenced
+on the version read: a lease its execution renewed in the meantime, or a
+warm lease a request claimed, is left alone. Then:
 
-- RELEASE_FAILED: its allocation is released now (Release kept failing).
-- ACTIVE whose execution is certainly over (Step Functions says so, for
-  STANDARD; otherwise not updated for `stale_after_seconds`, longer than the
-  state machine may run) or whose HostedAI expiry has passed: released now
-  (e.g. the Release Lambda crashed, or the execution timed out).
-- Every pending idempotency key (an allocate whose answer never came), unless
-  an execution may still be using the lease, and only once the key's last
-  call is `reconcile_after_seconds` old (so the original call cannot still be
-  in flight at HostedAI): HostedAI is asked again with the same key and the
-  exact body first sent. It answers with the GPU that call made, which is
-  released; if it makes one now, that one is released at once (a brief cost,
-  never a leak). A clear "no capacity" then means nothing exists under it.
-- ABANDONED, or PENDING and stale, once no key is pending: closed.
+- a lease that holds a GPU (ACTIVE past its lease, RELEASING after a failed
+  release, IDLE past its idle time) has it released at HostedAI (404 means
+  already gone);
+- every pending idempotency key (an allocate whose answer never came) is
+  asked again with the exact body first sent. HostedAI answers with the GPU
+  that call made, which is released; if it makes one now, that one is
+  released at once (a brief cost, never a leak). A clear "no capacity" means
+  nothing exists under the key;
+- once nothing is pending, the lease leaves the index (RELEASED, kept for
+  audits until TTL deletes it).
 
-Every settlement is a conditional write, so a lease that an execution took
-back in the meantime is left alone. One lease failing never stops the sweep.
+A lease it cannot settle now (HostedAI down) stays in the index, due again
+after a doubling delay. One lease failing never stops the sweep.
 """
 
 from __future__ import annotations
@@ -28,67 +27,72 @@ import time
 from dataclasses import dataclass, field
 
 from harpoon.adapters.hostedai import HostedAIClient
-from harpoon.adapters.leases import ABANDONED, ACTIVE, PENDING, RELEASE_FAILED, Lease, LeaseRepository
+from harpoon.adapters.leases import EXPIRY_SHARDS, HOLDING, Lease, LeaseRepository
 from harpoon.errors import NoCapacityError, UpstreamError
 
 
 @dataclass
 class SweepReport:
+    items_read: int = 0  # what the index queries read: the sweep's cost
+    capacity_units: float = 0.0
     examined: int = 0
+    taken_over: int = 0
     released: int = 0  # GPUs given back
     reconciled: int = 0  # pending keys settled
-    closed: int = 0  # abandoned or stale pending leases closed
+    closed: int = 0  # leases that left the index
+    reclaimed: list[dict] = field(default_factory=list)  # what was given back, for the log
     failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"examined": self.examined, "released": self.released, "reconciled": self.reconciled,
-                "closed": self.closed, "failed": self.failed}
+        return {
+            "items_read": self.items_read, "capacity_units": self.capacity_units, "examined": self.examined,
+            "taken_over": self.taken_over, "released": self.released, "reconciled": self.reconciled,
+            "closed": self.closed, "reclaimed": self.reclaimed, "failed": self.failed,
+        }
 
 
-def sweep(
-    *,
-    leases: LeaseRepository,
-    hostedai: HostedAIClient,
-    stale_after_seconds: float,
-    reconcile_after_seconds: float,
-    execution_ended=None,
-    clock=time.time,
-) -> SweepReport:
-    """`execution_ended(execution_id)` -> True / False / None (cannot tell)."""
+def sweep(*, leases: LeaseRepository, hostedai: HostedAIClient, horizon_seconds: float = 0.0, clock=time.time) -> SweepReport:
+    """One pass over every shard. `horizon_seconds` > 0 also takes leases due
+    within that many seconds (to drain everything once no execution runs)."""
     report = SweepReport()
-    now = clock()
-    stale_before = int(now - stale_after_seconds)
-    for lease in leases.scan_unsettled():
-        report.examined += 1
-        try:
-            ended = execution_ended(lease.execution_id) if execution_ended and lease.execution_id else None
-            stale = ended if ended is not None else lease.updated_at <= stale_before
-            close_before = int(now) if ended else stale_before
-            expired = lease.expires_at is not None and lease.expires_at <= now
-            if lease.status == RELEASE_FAILED or (lease.status == ACTIVE and (stale or expired)):
-                _release(lease, leases, hostedai, report)
-            settled_in_hostedai = now - lease.updated_at >= reconcile_after_seconds
-            if lease.pending_keys and settled_in_hostedai and not (lease.status == PENDING and not stale):
-                _reconcile(lease, leases, hostedai, report)
-            if lease.status == ABANDONED or (lease.status == PENDING and stale):
-                if leases.close_unresolved(lease.lease_id, stale_before=close_before):
-                    report.closed += 1
-        except Exception as exc:  # noqa: BLE001 - report it, go on with the next lease
-            report.failed.append(f"{lease.lease_id}: {type(exc).__name__}: {exc}")
+    now = int(clock() + max(0.0, horizon_seconds))
+    consumed: list = []
+    for shard in range(EXPIRY_SHARDS):
+        for lease in leases.due(now, shard=str(shard), consumed=consumed):
+            report.examined += 1
+            try:
+                _settle(lease, leases, hostedai, report)
+            except Exception as exc:  # noqa: BLE001 - report it, go on with the next lease
+                report.failed.append(f"{lease.lease_id}: {type(exc).__name__}: {exc}")
+    report.items_read = sum(read for read, _ in consumed)
+    report.capacity_units = round(sum(units for _, units in consumed), 2)
     return report
 
 
-def _release(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
-    if lease.allocation_id and hostedai.release(lease.allocation_id):
-        report.released += 1
-    leases.mark_released(lease.lease_id)
+def _settle(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
+    held = lease.status in HOLDING
+    taken = leases.take_over(lease)
+    if taken is None:
+        return  # it moved on since the index was read
+    report.taken_over += 1
+    if held and taken.allocation_id:
+        gone_now = hostedai.release(taken.allocation_id)
+        report.released += int(gone_now)
+        report.reclaimed.append({"lease_id": taken.lease_id, "allocation_id": taken.allocation_id,
+                                 "was": lease.status, "model": taken.model, "released_now": gone_now})
+    settled_all = _reconcile(taken, leases, hostedai, report)
+    if settled_all and leases.finish(taken, f"settled by cleanup (was {lease.status})"):
+        report.closed += 1
 
 
-def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
+def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> bool:
+    """Ask again with each pending key; True when none is left pending."""
+    left = 0
     for key in sorted(lease.pending_keys):
         sent = (lease.requests or {}).get(key)
         if not sent:
             report.failed.append(f"{lease.lease_id}: no parameters recorded for {key}")
+            left += 1
             continue
         try:
             allocation = hostedai.allocate(
@@ -99,15 +103,19 @@ def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, 
                 metadata=sent.get("metadata", {"request_id": lease.lease_id, "model": sent["model"]}),
             )
         except NoCapacityError:
-            leases.settle_key(lease.lease_id, key, by_cleanup=True)  # nothing exists under this key, none was made now
+            leases.settle_key_by_sweep(lease.lease_id, key)  # nothing exists under this key, none was made now
             report.reconciled += 1
             continue
         except UpstreamError as exc:
             # e.g. 409: HostedAI holds this key with other parameters. Keep it
             # pending and say so; never guess.
             report.failed.append(f"{lease.lease_id}: {key}: {exc.message}")
+            left += 1
             continue
-        if allocation.allocation_id != lease.allocation_id and hostedai.release(allocation.allocation_id):
+        if hostedai.release(allocation.allocation_id) and allocation.allocation_id != lease.allocation_id:
             report.released += 1
-        leases.settle_key(lease.lease_id, key, by_cleanup=True)
+            report.reclaimed.append({"lease_id": lease.lease_id, "allocation_id": allocation.allocation_id,
+                                     "was": "pending key", "model": sent["model"], "released_now": True})
+        leases.settle_key_by_sweep(lease.lease_id, key)
         report.reconciled += 1
+    return left == 0

@@ -2,6 +2,12 @@
 
 Inference outcomes feed the model's circuit breaker too: a pool whose GPUs
 allocate but fail to infer is as sick as one that fails to allocate.
+
+Before the call, the lease is renewed (one conditional write): its expiry
+then covers this call and the release after it, so the sweep never reclaims
+a GPU mid-inference. The renewal is also the fencing check: if the lease was
+reclaimed, LeaseLostError stops the step before it uses a GPU it no longer
+holds.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import time
 
 from harpoon.adapters.hostedai import HostedAIClient
+from harpoon.adapters.leases import LeaseRepository
 from harpoon.catalog import Catalog
 from harpoon.domain.breaker import CircuitBreaker
 from harpoon.domain.timing import ms_since
@@ -16,8 +23,10 @@ from harpoon.errors import TransientUpstreamError
 from harpoon.models import InferInput, InferOutput
 
 
-def infer(inp: InferInput, *, hostedai: HostedAIClient, breaker: CircuitBreaker, catalog: Catalog) -> InferOutput:
+def infer(inp: InferInput, *, leases: LeaseRepository, hostedai: HostedAIClient, breaker: CircuitBreaker,
+          catalog: Catalog) -> InferOutput:
     started = time.perf_counter()
+    leases.renew(inp.request_id, execution_id=inp.execution_id)
     breaker_id = CircuitBreaker.breaker_id(inp.pool_id, inp.model)
     # A fallback model may serve fewer tokens than the request asked for.
     max_tokens = min(inp.max_tokens, catalog.get(inp.model).max_tokens)

@@ -2,7 +2,12 @@
 
 Runs on the success path and on every failure path after Allocate. Idempotent:
 HostedAI's 404 means already gone, and the lease moves to RELEASED only from a
-live state.
+state that held the GPU.
+
+After a clean run (`keep_warm`, set only by the success path) the allocation
+may instead go back to the warm pool for the next request of the same
+(tenant, pool, model), for at most `warm_idle_seconds` and only while it
+lives long enough to serve a whole request; the sweep frees it after that.
 """
 
 from __future__ import annotations
@@ -10,14 +15,19 @@ from __future__ import annotations
 import time
 
 from harpoon.adapters.hostedai import HostedAIClient
-from harpoon.adapters.leases import ACTIVE, PENDING, RELEASE_FAILED, LeaseRepository, same_execution
-from harpoon.domain.timing import ms_since
-from harpoon.models import ReleaseInput, ReleaseOutput
+from harpoon.adapters.leases import ACTIVE, PENDING, RELEASING, LeaseRepository, same_execution
+from harpoon.domain.timing import epoch, ms_since
+from harpoon.models import AllocateOutput, ReleaseInput, ReleaseOutput
+
+RELEASE_RETRY_SECONDS = 60  # a failed release is the sweep's after this (the step's own retries come first)
 
 
-def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAIClient) -> ReleaseOutput:
+def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
+            warm_idle_seconds: int = 0) -> ReleaseOutput:
     started = time.perf_counter()
     if inp.allocation is not None:
+        if inp.keep_warm and warm_idle_seconds > 0 and _to_warm_pool(inp, leases, warm_idle_seconds):
+            return ReleaseOutput(status="kept_warm", released=True, elapsed_ms=ms_since(started))
         lease_id, allocation_id = inp.allocation.lease_id, inp.allocation.allocation_id
     else:
         # Allocate's output never reached the workflow. Its lease says whether
@@ -28,7 +38,7 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         if lease is not None and lease.status == PENDING:
             settled = (
-                leases.mark_abandoned(inp.request_id)  # an answer may be lost: the cleanup asks again
+                leases.mark_abandoned(inp.request_id)  # an answer may be lost: the sweep asks again
                 if lease.pending_keys
                 else leases.mark_failed(inp.request_id, "no allocation was made")
             )
@@ -36,7 +46,7 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
                 # It moved on since we read it: a straggling Allocate of this
                 # execution may have just activated it. Look again.
                 lease = leases.get(inp.request_id)
-        if lease is None or lease.status not in (ACTIVE, RELEASE_FAILED) or not lease.allocation_id:
+        if lease is None or lease.status not in (ACTIVE, RELEASING) or not lease.allocation_id:
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         lease_id, allocation_id = lease.lease_id, lease.allocation_id
     try:
@@ -52,8 +62,24 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
     )
 
 
+def _to_warm_pool(inp: ReleaseInput, leases: LeaseRepository, warm_idle_seconds: int) -> bool:
+    allocation: AllocateOutput = inp.allocation
+    expires = epoch(allocation.expires_at)
+    now = leases.now()
+    # The next request must be able to finish on it: Infer and Release fit in a lease TTL.
+    usable_until = (expires - leases.policy.lease_ttl_seconds) if expires else None
+    if usable_until is None or usable_until <= now:
+        return False
+    return leases.return_to_warm(
+        allocation.lease_id, execution_id=inp.execution_id, tenant_id=allocation.tenant_id,
+        pool_id=allocation.pool_id, model=allocation.model, allocation_id=allocation.allocation_id,
+        assigned_gpu=allocation.assigned_gpu, allocation_expires_at=expires,
+        idle_until=min(now + warm_idle_seconds, usable_until),
+    )
+
+
 def _flag_quietly(leases: LeaseRepository, lease_id: str, reason: str) -> None:
     try:
-        leases.mark_release_failed(lease_id, reason)
+        leases.mark_releasing(lease_id, reason, retry_after=RELEASE_RETRY_SECONDS)
     except Exception:  # the release error is the one to report
         pass
