@@ -134,7 +134,9 @@ class LocalStack:
     def _every(self, logical_id: str, interval: float) -> None:
         while not self._stopping.wait(interval):
             reply = self.run_scheduled(logical_id)
-            print(f"schedule {logical_id}: {json.dumps(reply.get('ok', reply.get('error')))}", file=self.out, flush=True)
+            started = self.schedule_runs[-1]["started_at"]
+            print(f"schedule {logical_id} at {started:.3f}: {json.dumps(reply.get('ok', reply.get('error')))}",
+                  file=self.out, flush=True)
 
     def _admin(self, method: str, path: str, body: bytes) -> tuple[int, object]:
         """POST /_local/schedules/<LogicalId>: run that function's schedule now
@@ -212,10 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, default=None)
     parser.add_argument("--schedule-interval", type=float, default=None,
                         help="seconds between scheduled runs (default: the template's rate; 0 disables)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a variable in every function's environment (e.g. WARM_IDLE_SECONDS=0); repeatable")
     args = parser.parse_args(argv)
+    overrides = {}
+    for pair in args.env:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            parser.error(f"--env expects NAME=VALUE, got {pair!r}")
+        overrides[name] = value
 
     stack = LocalStack(host=args.host, api_port=args.api_port, aws_port=args.aws_port, emulator_port=args.emulator_port,
-                       time_scale=args.time_scale, log_dir=args.log_dir, schedule_interval=args.schedule_interval)
+                       time_scale=args.time_scale, log_dir=args.log_dir, schedule_interval=args.schedule_interval,
+                       env_overrides=overrides)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

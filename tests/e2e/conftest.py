@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class RunningStack:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra_args: str) -> None:
         self.api, self.aws, self.emu = free_port(), free_port(), free_port()
         self.lines: list[str] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local", "--api-port", str(self.api), "--aws-port", str(self.aws),
-             "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs"), "--schedule-interval", "1"],
+             "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs"), "--schedule-interval", "1", *extra_args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -45,6 +45,17 @@ class RunningStack:
 
     def allocations(self) -> list:
         return httpx.get(f"{self.emulator_url}/_emulator/allocations").json()["allocations"]
+
+    def leaked(self) -> list:
+        """GPUs HostedAI still holds for Harpoon outside the warm pool (an
+        idle warm GPU is held on purpose until its idle time ends)."""
+        import boto3
+
+        ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{self.aws}", region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        table = next(t for t in ddb.list_tables()["TableNames"] if t.endswith("LeasesTable"))
+        warm = {item["allocation_id"]["S"] for item in ddb.scan(TableName=table)["Items"] if item["status"]["S"] == "IDLE"}
+        return [a for a in self.allocations() if a["allocation_id"] not in warm]
 
     def faults(self, **settings) -> None:
         httpx.post(f"{self.emulator_url}/_emulator/faults", json=settings).raise_for_status()

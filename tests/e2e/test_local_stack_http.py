@@ -28,12 +28,12 @@ def test_hello_is_answered_by_the_small_model_and_the_gpu_is_released(client, st
     assert 0 <= body["classification"]["score"] <= 1 and 0 <= body["classification"]["confidence"] <= 1
     assert body["classification"]["reasons"]
     assert body["route"] == {"model": "gemma-270m", "requested_model": "gemma-270m", "degraded": False, "reason": None}
-    assert set(body["allocation"]) == {"allocation_id", "assigned_gpu", "pool_id"}
+    assert set(body["allocation"]) == {"allocation_id", "assigned_gpu", "pool_id", "warm"}
     assert body["inference"]["model_used"] == "gemma-270m" and body["inference"]["tokens_generated"] > 0
     assert len(body["inference"]["text"].split()) > 5
     assert body["deployment_used"] == "hostedai"
     assert set(body["timings_ms"]) == {"classify", "allocate", "infer", "release", "total"}
-    assert stack.allocations() == []
+    assert stack.leaked() == []
     assert any("POST /v2/process 200" in line and "model=gemma-270m" in line for line in stack.lines)
 
 
@@ -43,7 +43,7 @@ def test_complex_prompt_goes_to_the_large_model(client, stack):
     body = response.json()
     assert body["classification"]["tier"] == "complex" and body["route"]["model"] == "qwen-30b"
     assert body["inference"]["tokens_generated"] <= 64
-    assert stack.allocations() == []
+    assert stack.leaked() == []
 
 
 def test_inference_failure_is_a_502_and_still_releases(client, stack):
@@ -52,14 +52,14 @@ def test_inference_failure_is_a_502_and_still_releases(client, stack):
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "upstream_error" and error["details"]["error"] == "UpstreamRejectedError"
-    assert stack.allocations() == []
+    assert stack.leaked() == []
 
 
 def test_transient_inference_failure_is_retried_transparently(client, stack):
     stack.faults(inference={"fail_next": 1, "status": 503})
     response = client.post("/v2/process", json={"text": "Hello"})
     assert response.status_code == 200, response.text
-    assert stack.allocations() == []
+    assert stack.leaked() == []
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_bad_bodies_get_a_4xx_json_error(client, stack, body, headers, status, c
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code and error["message"] and "details" in error
-    assert stack.allocations() == []
+    assert stack.leaked() == []
 
 
 def test_unknown_route_is_404(client):
@@ -97,8 +97,11 @@ def test_concurrent_requests_all_succeed_and_release(client, stack):
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(call, texts))
     assert [r.status_code for r in responses] == [200] * len(texts), [r.text for r in responses if r.status_code != 200]
-    assert len({r.json()["allocation"]["allocation_id"] for r in responses}) == len(texts)
-    assert stack.allocations() == []
+    # Cold allocations are one per request; a warm one may serve several, one
+    # after another (its claim is exclusive: see the 50-claimer test).
+    cold = [r.json()["allocation"]["allocation_id"] for r in responses if not r.json()["allocation"]["warm"]]
+    assert len(set(cold)) == len(cold)
+    assert stack.leaked() == []
 
 
 def test_chunked_request_body_is_read(client):
@@ -110,17 +113,9 @@ def test_chunked_request_body_is_read(client):
     assert response.status_code == 200, response.text
 
 
-def test_a_release_that_keeps_failing_is_reclaimed_by_the_scheduled_cleanup(client, stack):
-    import time
-
-    stack.faults(release={"error_rate": 1.0, "status": 500})
-    response = client.post("/v2/process", json={"text": "Hello"})
-    assert response.status_code == 200  # the caller still gets its answer
-    assert response.json()["release"] == {"status": "pending_reclaim", "released": False}
-    assert len(stack.allocations()) == 1
-    stack.faults(release={})
-    deadline = time.monotonic() + 20
-    while stack.allocations() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert stack.allocations() == []
-    assert any("schedule CleanupFunction" in line and '"released": 1' in line for line in stack.lines)
+def test_a_second_request_reuses_the_warm_gpu_of_the_first(client, stack):
+    first = client.post("/v2/process", json={"text": "Hello"}).json()
+    assert first["release"]["status"] == "kept_warm"
+    second = client.post("/v2/process", json={"text": "Hi there"}).json()
+    assert second["allocation"]["warm"] is True  # no HostedAI allocate call for it
+    assert second["timings_ms"]["allocate"] is not None and stack.leaked() == []

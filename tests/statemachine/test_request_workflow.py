@@ -354,3 +354,40 @@ def test_a_key_retried_after_a_504_gets_the_first_executions_answer_without_new_
     assert again["statusCode"] == 200, again
     assert json.loads(again["body"])["request_id"] == request_id  # the first execution's answer
     assert stats(emulator)["allocate"] == 1
+
+
+def test_a_clean_run_keeps_its_gpu_warm_and_the_next_run_reuses_it(engine, emulator, monkeypatch):
+    from harpoon import deps
+
+    monkeypatch.setenv("WARM_IDLE_SECONDS", "30")
+    deps.reset()
+    first, second = engine.run(), engine.run()
+    assert first["status"] == second["status"] == "SUCCEEDED" and second["states"] == HAPPY
+    one, two = json.loads(first["output"]), json.loads(second["output"])
+    assert (one["allocation"]["warm"], one["release"]["status"]) == (False, "kept_warm")
+    assert two["allocation"]["warm"] is True and two["allocation"]["allocation_id"] == one["allocation"]["allocation_id"]
+    assert stats(emulator)["allocate"] == 1 and len(allocations(emulator)) == 1  # idle, not leaked
+    faults(emulator, inference={"error_rate": 1.0, "status": 400})
+    third = engine.run()  # a failed run gives its (warm) GPU back for real
+    assert third["status"] == "FAILED" and third["states"][-3:] == ["ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+    assert allocations(emulator) == [] and stats(emulator)["allocate"] == 1  # it ran on the warm GPU
+
+
+def test_a_lease_lost_before_inference_is_caught_and_released_without_inferring(engine, emulator):
+    from harpoon import deps
+    from harpoon.domain.cleanup import sweep
+
+    real = engine.invoke
+
+    def stall_then_infer(name, event):
+        if engine.by_arn[name] == "infer":
+            # The execution stalled past its lease and the sweep reclaimed the GPU.
+            sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=10_000)
+        return real(name, event)
+
+    engine.invoke = stall_then_infer
+    result = engine.run()
+    assert result["status"] == "FAILED" and result["error"] == "LeaseLostError"
+    assert result["states"] == ["Classify", "Allocate", "Infer", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
+    assert engine.steps("infer") == 1  # permanent: not retried
+    assert stats(emulator)["inference"] == 0 and allocations(emulator) == []

@@ -85,6 +85,7 @@ def failed(error, cause=None, status="FAILED"):
         ("StepInputError", 500),
         ("Lambda.ServiceException", 503),
         ("Runtime.ExitError", 503),
+        ("LeaseLostError", 503),
         ("ValueError", 500),
     ],
 )

@@ -274,8 +274,9 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
         )
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
         return ApiError(504, "workflow_timeout", "a step of the request timed out", details)
-    if error.startswith("Lambda.") or error == "Runtime.ExitError":
-        # The Lambda service or a step's runtime failed even after retries:
+    if error.startswith("Lambda.") or error in ("Runtime.ExitError", "LeaseLostError"):
+        # The Lambda service or a step's runtime failed even after retries, or
+        # the execution stalled so long that its GPU was reclaimed:
         # infrastructure, not the request. Worth retrying later.
         return ApiError(
             503, "service_unavailable", "a step of the request could not run; retry shortly", details,
@@ -302,6 +303,8 @@ def success_body(output: dict, total_ms: float) -> dict:
             "allocation_id": allocation["allocation_id"],
             "assigned_gpu": allocation["assigned_gpu"],
             "pool_id": allocation["pool_id"],
+            # True: a warm allocation was reused, no HostedAI allocate call was made.
+            "warm": bool(allocation.get("warm")),
         },
         "inference": {
             "text": inference["text"],

@@ -19,6 +19,7 @@ def leases() -> LeaseRepository:
         lease_ttl_seconds=settings.lease_ttl_seconds,
         reconcile_after_seconds=int(settings.reconcile_after_seconds),
         retention_seconds=settings.lease_retention_seconds,
+        sweep_retry_seconds=settings.sweep_retry_seconds,
     )
     return LeaseRepository(settings.require("leases_table"), aws.client("dynamodb"), policy=policy)
 

@@ -69,7 +69,7 @@ class LeasePolicy:
     lease_ttl_seconds: int = 120  # an ACTIVE lease without renewal (>= Infer + Release budgets)
     reconcile_after_seconds: int = 60  # after the last call with a key, its answer can no longer be in flight
     retention_seconds: int = 7 * 24 * 3600  # settled items stay this long for audits, then TTL deletes them
-    sweep_retry_seconds: int = 60  # a lease the sweep could not settle is tried again after this (doubling)
+    sweep_retry_seconds: int = 30  # a lease the sweep could not settle is tried again after this (doubling, <= 1 h)
 
 
 @dataclass(frozen=True)

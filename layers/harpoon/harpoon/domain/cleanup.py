@@ -33,6 +33,7 @@ from harpoon.errors import NoCapacityError, UpstreamError
 
 @dataclass
 class SweepReport:
+    as_of: int = 0  # leases due at or before this epoch second were taken
     items_read: int = 0  # what the index queries read: the sweep's cost
     capacity_units: float = 0.0
     examined: int = 0
@@ -45,7 +46,7 @@ class SweepReport:
 
     def as_dict(self) -> dict:
         return {
-            "items_read": self.items_read, "capacity_units": self.capacity_units, "examined": self.examined,
+            "as_of": self.as_of, "items_read": self.items_read, "capacity_units": self.capacity_units, "examined": self.examined,
             "taken_over": self.taken_over, "released": self.released, "reconciled": self.reconciled,
             "closed": self.closed, "reclaimed": self.reclaimed, "failed": self.failed,
         }
@@ -54,8 +55,8 @@ class SweepReport:
 def sweep(*, leases: LeaseRepository, hostedai: HostedAIClient, horizon_seconds: float = 0.0, clock=time.time) -> SweepReport:
     """One pass over every shard. `horizon_seconds` > 0 also takes leases due
     within that many seconds (to drain everything once no execution runs)."""
-    report = SweepReport()
     now = int(clock() + max(0.0, horizon_seconds))
+    report = SweepReport(as_of=now)
     consumed: list = []
     for shard in range(EXPIRY_SHARDS):
         for lease in leases.due(now, shard=str(shard), consumed=consumed):

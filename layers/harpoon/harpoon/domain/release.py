@@ -19,7 +19,9 @@ from harpoon.adapters.leases import ACTIVE, PENDING, RELEASING, LeaseRepository,
 from harpoon.domain.timing import epoch, ms_since
 from harpoon.models import AllocateOutput, ReleaseInput, ReleaseOutput
 
-RELEASE_RETRY_SECONDS = 60  # a failed release is the sweep's after this (the step's own retries come first)
+# A failed release is due for the sweep at once: whichever of the step's own
+# retry and the sweep comes first releases it (the other hears 404, already gone).
+RELEASE_RETRY_SECONDS = 0
 
 
 def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
