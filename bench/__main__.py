@@ -1,0 +1,43 @@
+"""`make bench`: every benchmark, as tables of medians and ratios.
+
+    python -m bench [--quick]      (--quick: 1k and 10k leases only, fewer runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ.setdefault(key, value)
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[key]  # the benchmarks bring their own emulations
+    sys.path[:0] = [str(ROOT / "layers" / "harpoon"), str(ROOT)]
+
+    from bench import sweep_cost, warm_latency
+    from bench.table import render
+
+    started = time.perf_counter()
+    print("Reclaim sweep: items read and read capacity of one sweep, 1% of the leases expired")
+    print(render(sweep_cost.HEADERS, sweep_cost.measure((1_000, 10_000) if args.quick else (1_000, 10_000, 100_000))))
+    print()
+    runs = 10 if args.quick else warm_latency.RUNS
+    print(f"Warm reuse: Allocate -> Infer -> Release, medians of {runs} cold and {runs} warm runs, alternating")
+    print(render(warm_latency.HEADERS, warm_latency.measure(runs)))
+    print(f"\n(bench took {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
