@@ -86,7 +86,8 @@ def summarize(method: str, path: str, status: int, body: bytes, elapsed_ms: floa
     if isinstance(data, dict) and "route" in data:
         timings = data.get("timings_ms", {})
         steps = " ".join(f"{k}={v:.0f}" for k, v in timings.items() if isinstance(v, (int, float)) and k != "total")
-        line += f" model={data['route'].get('model')} tier={data.get('classification', {}).get('tier')} degraded={data['route'].get('degraded')} [{steps}]"
+        line += (f" model={data['route'].get('model')} tier={data.get('classification', {}).get('tier')}"
+                 f" degraded={data['route'].get('degraded')} warm={(data.get('allocation') or {}).get('warm')} [{steps}]")
     elif isinstance(data, dict) and isinstance(data.get("error"), dict):
         line += f" error={data['error'].get('code')}"
     return line

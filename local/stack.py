@@ -103,7 +103,9 @@ class LocalStack:
             sfn.create_state_machine(name=machine.name, definition=machine.definition, type="STANDARD",
                                      roleArn="arn:aws:iam::123456789012:role/harpoon-local-states")
 
-        base_env = {"AWS_ENDPOINT_URL": self.aws_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        base_env = {"AWS_ENDPOINT_URL": self.aws_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    # `make sweep HORIZON=` and the chaos audit drain leases due later.
+                    "SWEEP_ALLOW_HORIZON": "true"}
         self.pool = FunctionPool(self.stack.functions, base_env, self.log_dir, max_concurrency=self.max_concurrency,
                                  overrides=self.env_overrides)
         self._stops.append(self.pool.close)
@@ -185,7 +187,7 @@ class LocalStack:
             f"  HostedAI emulator  {self.emulator_url}   (GET /_emulator/allocations)",
             f"  function logs      {self.log_dir}/",
             *[f"  schedule           {f.logical_id} every {self.schedule_interval if self.schedule_interval is not None else r:g} s"
-              for f in self.stack.functions.values() for r in f.schedules],
+              f" (run it now: make sweep)" for f in self.stack.functions.values() for r in f.schedules],
             "Try:",
             f"  curl -s {self.api_url}/v2/process -H 'content-type: application/json' -d '{{\"text\": \"Hello\", \"deployment\": \"HostedAI\"}}'",
         ])

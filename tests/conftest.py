@@ -123,4 +123,5 @@ def aws(aws_credentials, harpoon_reset, monkeypatch, emulator):
         for function in stack.functions.values():
             for key, value in function.environment.items():
                 monkeypatch.setenv(key, value)
+        monkeypatch.setenv("SWEEP_ALLOW_HORIZON", "true")  # as the local stack: tests look ahead in time
         yield stack

@@ -4,6 +4,7 @@ from aws_lambda_powertools import Logger
 
 from harpoon import deps
 from harpoon.domain.cleanup import sweep
+from harpoon.settings import get_settings
 
 logger = Logger()
 
@@ -11,13 +12,11 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     event = event or {}
-    # `horizon_seconds` also takes leases due that much later: the local chaos
-    # run drains everything with it once no execution is running. A scheduled
-    # event from EventBridge never carries it.
-    report = sweep(
-        leases=deps.leases(),
-        hostedai=deps.hostedai(),
-        horizon_seconds=max(0.0, float(event.get("horizon_seconds", 0))),
-    )
+    # `horizon_seconds` also takes leases due that much later, which would
+    # reclaim GPUs still in use if any execution runs: a drain for when none
+    # does (the local chaos run's audit, `make sweep HORIZON=`). Honoured only
+    # where the environment allows it; EventBridge never sends it.
+    horizon = float(event.get("horizon_seconds", 0)) if get_settings().sweep_horizon_allowed else 0.0
+    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=max(0.0, horizon))
     logger.info("swept", extra=report.as_dict())
     return report.as_dict()

@@ -140,12 +140,12 @@ def test_the_sweeps_take_over_is_fenced_on_the_version_it_read(repo, clock):
     clock.now = 1121
     [stale] = due_now(repo, clock.now)[0]
     repo.renew("r1", execution_id="e1")  # the execution renewed it after the sweep read it
-    assert repo.take_over(stale) is None
+    assert repo.take_over(stale, as_of=clock.now) is None
     assert repo.get("r1").status == "ACTIVE"
     clock.now = 1121 + 121
     [due] = due_now(repo, clock.now)[0]
-    taken = repo.take_over(due)
-    assert taken.status == "RELEASING" and repo.take_over(due) is None  # a second sweep loses
+    taken = repo.take_over(due, as_of=clock.now)
+    assert taken.status == "RELEASING" and repo.take_over(due, as_of=clock.now) is None  # a second sweep loses
     with pytest.raises(LeaseLostError):
         repo.renew("r1", execution_id="e1")  # the execution must not use the GPU any more
     assert repo.finish(taken, "reclaimed") is True
@@ -157,7 +157,7 @@ def test_a_pending_lease_taken_over_is_abandoned_and_the_execution_cannot_resume
     begin(repo, execution_id="e1")
     clock.now = 1061
     [due] = due_now(repo, clock.now)[0]
-    assert repo.take_over(due).status == "ABANDONED"
+    assert repo.take_over(due, as_of=clock.now).status == "ABANDONED"
     with pytest.raises(RequestAlreadyRunError):
         begin(repo, execution_id="e1")
 
@@ -200,29 +200,43 @@ def test_a_warm_claim_moves_the_allocation_atomically_and_only_once(repo):
     assert r2.status == "PENDING" and repo.get("warm#w-m-0") is None
 
 
-def test_fifty_concurrent_claimers_never_share_a_warm_allocation(repo):
-    _warm(repo, 20)
-    for i in range(50):
-        begin(repo, lease_id=f"c{i}")
+def test_fifty_concurrent_allocates_never_share_a_warm_allocation(repo):
+    """Through allocate() itself (index read, shuffle, transactional claim):
+    20 warm GPUs, 50 requests at once."""
+    from harpoon.adapters.hostedai import Allocation
+    from harpoon.catalog import load_catalog
+    from harpoon.domain.allocate import allocate
+    from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
+    from harpoon.models import AllocateInput
+    from tests.fakes import FakeBreakerRepo
 
-    def claim(i):
-        for warm in repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120, limit=50):
-            if repo.claim_warm(f"c{i}", warm, idempotency_key="k", route_reason=None):
-                return warm.allocation_id
-        return None
+    _warm(repo, 20, model="gemma-270m", expires=10_000)
 
-    won = [a for a in at_once(50, claim) if a]
-    assert len(won) == len(set(won)) == 20  # every warm GPU went to exactly one claimer
-    holders = [repo.get(f"c{i}").allocation_id for i in range(50)]
-    assert sorted(h for h in holders if h) == sorted(won)
-    assert repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120) == []
+    class ColdHostedAI:
+        def allocate(self, **kwargs):
+            return Allocation(f"cold-{kwargs['metadata']['request_id']}", "g", "active", None)
+
+    breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))
+
+    def run(i):
+        return allocate(AllocateInput(request_id=f"c{i}", model="gemma-270m", tenant_id="t"), leases=repo,
+                        hostedai=ColdHostedAI(), breaker=breaker, catalog=load_catalog(), pool_id="p",
+                        duration_seconds=900, warm_enabled=True)
+
+    outs = at_once(50, run)
+    warm = [o.allocation_id for o in outs if o.warm]
+    assert len(outs) == 50 and len(warm) == len(set(warm)) > 0  # no warm GPU went to two requests
+    left = [w.allocation_id for w in repo.warm_candidates(tenant_id="t", pool_id="p", model="gemma-270m",
+                                                          usable_until=0, limit=50)]
+    assert sorted(warm + left) == sorted(f"w-gemma-270m-{i}" for i in range(20))  # none lost, none duplicated
+    assert all(repo.get(o.lease_id).allocation_id == o.allocation_id for o in outs)  # each lease holds what it got
 
 
 def test_an_idle_warm_lease_is_due_at_the_end_of_its_idle_time_and_the_sweep_deletes_it(repo, clock):
     _warm(repo, 1, idle_until=1200)
     assert due_now(repo, 1199)[0] == []
     [due] = due_now(repo, 1200)[0]
-    taken = repo.take_over(due)
+    taken = repo.take_over(due, as_of=1200)
     assert taken.status == "RELEASING" and repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=0) == []
     assert repo.finish(taken, "idle") is True and repo.get("warm#w-m-0") is None
 
@@ -233,15 +247,40 @@ def test_a_warm_lease_claimed_after_the_sweep_read_it_is_left_alone(repo):
     [warm] = repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120)
     begin(repo, lease_id="r1")
     assert repo.claim_warm("r1", warm, idempotency_key="k", route_reason=None)
-    assert repo.take_over(due) is None
+    assert repo.take_over(due, as_of=1200) is None
 
 
-def test_keys_settle_only_when_their_outcome_is_known(repo):
+def test_a_warm_lease_written_again_for_the_same_gpu_is_not_taken_on_an_old_read(repo, clock):
+    # Read as due, then claimed and returned again (a new warm lease, version 1
+    # again, idle for longer): the sweep's stale read must not free it early.
+    _warm(repo, 1, idle_until=1200)
+    [due] = due_now(repo, 1200)[0]
+    [warm] = repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=1120)
+    begin(repo, lease_id="r1")
+    repo.claim_warm("r1", warm, idempotency_key="k", route_reason=None)
+    assert repo.return_to_warm("r1", execution_id=None, tenant_id="t", pool_id="p", model="m", allocation_id="w-m-0",
+                               assigned_gpu="g", allocation_expires_at=5000, idle_until=1500)
+    assert repo.get("warm#w-m-0").version == due.version
+    assert repo.take_over(due, as_of=1200) is None and repo.get("warm#w-m-0").status == "IDLE"
+
+
+def test_a_late_renewal_keeps_the_sweep_away_until_the_new_expiry(repo, clock):
+    begin(repo, execution_id="e1")
+    repo.activate("r1", allocation_id="a1", assigned_gpu="g", allocation_expires_at=9999, idempotency_key="k")
+    clock.now = 1110  # a long inference starts near the end of the lease
+    assert repo.renew("r1", execution_id="e1") == 1110 + 120
+    assert due_now(repo, 1121)[0] == [] and due_now(repo, 1229)[0] == []
+    [due] = due_now(repo, 1230)[0]
+    assert repo.take_over(due, as_of=1230).status == "RELEASING"
+
+
+def test_keys_settle_only_when_their_outcome_is_known(repo, clock):
     begin(repo)
     repo.settle_key("r1", "k")
     assert repo.get("r1").pending_keys == frozenset()
     repo.expect("r1", idempotency_key="k", request=REQ)  # asked again
     assert repo.get("r1").pending_keys == {"k"}
+    clock.now = 1030
     assert repo.mark_abandoned("r1") is True
     assert repo.get("r1").lease_expires_at == 1000 + 60  # unchanged: the answer may still be in flight
     with pytest.raises(LeaseConflictError):

@@ -118,4 +118,4 @@ def test_a_second_request_reuses_the_warm_gpu_of_the_first(client, stack):
     assert first["release"]["status"] == "kept_warm"
     second = client.post("/v2/process", json={"text": "Hi there"}).json()
     assert second["allocation"]["warm"] is True  # no HostedAI allocate call for it
-    assert second["timings_ms"]["allocate"] is not None and stack.leaked() == []
+    assert stack.leaked() == []

@@ -142,10 +142,18 @@ def test_hostedai_down_during_the_sweep_is_reported_and_retried_later(aws, emula
 
 
 def test_infer_renews_the_lease_and_refuses_a_gpu_the_sweep_reclaimed(aws, emulator, lambda_context, allocated):
+    import time
+
+    import boto3
+
     event = {**load_event("infer"), "allocation_id": allocated["allocation_id"], "execution_id": None}
-    before = deps.leases().get(allocated["lease_id"]).lease_expires_at
+    # As if Allocate had run long ago: the lease is about to expire.
+    boto3.client("dynamodb").update_item(
+        TableName=aws.tables["LeasesTable"].name, Key={"lease_id": {"S": allocated["lease_id"]}},
+        UpdateExpression="SET lease_expires_at = :e", ExpressionAttributeValues={":e": {"N": str(int(time.time()) + 1)}})
     load_handler("infer").lambda_handler(event, lambda_context)
-    assert deps.leases().get(allocated["lease_id"]).lease_expires_at >= before
+    assert deps.leases().get(allocated["lease_id"]).lease_expires_at >= int(time.time()) + TTL - 2
+    assert sweep(lambda_context, horizon_seconds=TTL - 5)["examined"] == 0  # the renewal keeps the sweep away
     sweep(lambda_context, horizon_seconds=TTL + 1)  # as if the execution had stalled past its lease
     inferences = calls(emulator, "inference")
     with pytest.raises(errors.LeaseLostError):
@@ -169,6 +177,26 @@ def test_a_clean_run_keeps_its_gpu_warm_and_the_next_request_skips_the_allocate_
     assert calls(emulator, "allocate") == 1
     assert allocate(lambda_context, request_id="req-c", model="gemma-270m")["warm"] is False  # the pool was empty
     assert allocate(lambda_context, request_id="req-d", model="qwen-30b")["warm"] is False  # per model
+
+
+def test_a_release_retried_after_it_kept_the_gpu_warm_never_frees_it(warm, emulator, lambda_context):
+    first = allocate(lambda_context, request_id="req-a", model="gemma-270m")
+    assert release(lambda_context, first, keep_warm=True)["status"] == "kept_warm"
+    second = allocate(lambda_context, request_id="req-b", model="gemma-270m")
+    assert second["warm"] and second["allocation_id"] == first["allocation_id"]
+    # The first Release's answer was lost (crash after it ran): its retry must
+    # not free the GPU that req-b now holds.
+    assert release(lambda_context, first, keep_warm=True)["status"] == "kept_warm"
+    assert [a["allocation_id"] for a in allocations(emulator)] == [first["allocation_id"]]
+    assert calls(emulator, "release") == 0
+
+
+def test_a_drain_horizon_is_ignored_unless_the_environment_allows_it(aws, emulator, lambda_context, allocated,
+                                                                      monkeypatch):
+    monkeypatch.delenv("SWEEP_ALLOW_HORIZON")
+    deps.reset()
+    report = sweep(lambda_context, horizon_seconds=10 * TTL)  # would reclaim a GPU in use
+    assert report["examined"] == 0 and len(allocations(emulator)) == 1
 
 
 def test_a_failed_run_never_keeps_its_gpu_warm(warm, emulator, lambda_context):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harpoon import errors
+from harpoon.adapters.leases import LeasePolicy
 from local.template import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +178,10 @@ def test_a_lease_outlives_everything_its_execution_may_still_do_between_renewals
         longest_wait("Infer"), max(worst("Release"), worst("ReleaseAfterFailure")))
     assert ttl >= after_infer_starts and ttl >= worst("ReleaseAfterFailure"), (ttl, after_infer_starts)
     assert int(PARAMETERS["LeaseTtlSeconds"]["MinValue"]) >= after_infer_starts
+    # A claimed warm GPU must outlive the rest of the longest request after
+    # Allocate (Infer with all its retries, then Release with all of its own).
+    rest_of_request = worst("Infer") + max(worst("Release"), worst("ReleaseAfterFailure"))
+    assert LeasePolicy(lease_ttl_seconds=int(PARAMETERS["LeaseTtlSeconds"]["MinValue"])).warm_margin_seconds >= rest_of_request
     # A PENDING lease is due `RECONCILE_AFTER_SECONDS` after its last write; each
     # Allocate attempt writes before it calls HostedAI, so it must outlast one
     # attempt and the wait before the next.

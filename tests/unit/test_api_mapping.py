@@ -113,7 +113,7 @@ def test_success_body_has_the_documented_fields():
     }
     result = success_body(output, 20.0)
     assert set(result) >= {"request_id", "classification", "route", "allocation", "inference", "deployment_used", "timings_ms"}
-    assert result["allocation"] == {"allocation_id": "a", "assigned_gpu": "g", "pool_id": "p"}
+    assert result["allocation"] == {"allocation_id": "a", "assigned_gpu": "g", "pool_id": "p", "warm": False}
     assert result["timings_ms"] == {"classify": 1.0, "allocate": 2.0, "infer": 4.0, "release": 5.0, "total": 20.0}
     assert result["deployment_used"] == "hostedai"
 

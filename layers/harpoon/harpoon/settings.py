@@ -46,6 +46,7 @@ class Settings:
     warm_idle_seconds: int
     lease_retention_seconds: int
     sweep_retry_seconds: int
+    sweep_horizon_allowed: bool
     reconcile_after_seconds: float
     idempotency_ttl_seconds: int
     breaker_failure_threshold: int
@@ -91,6 +92,7 @@ def get_settings() -> Settings:
         warm_idle_seconds=max(0, int(_float("WARM_IDLE_SECONDS", 0))),
         lease_retention_seconds=int(_float("LEASE_RETENTION_SECONDS", 7 * 24 * 3600)),
         sweep_retry_seconds=max(1, int(_float("SWEEP_RETRY_SECONDS", 30))),
+        sweep_horizon_allowed=(os.environ.get("SWEEP_ALLOW_HORIZON") or "").lower() in ("1", "true", "yes"),
         reconcile_after_seconds=_float("RECONCILE_AFTER_SECONDS", 60),
         idempotency_ttl_seconds=int(_float("IDEMPOTENCY_TTL_SECONDS", 3600)),
         breaker_failure_threshold=int(_float("BREAKER_FAILURE_THRESHOLD", 5)),

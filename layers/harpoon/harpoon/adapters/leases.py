@@ -15,9 +15,12 @@ Two kinds of item share the table:
   deletes it and makes a request lease ACTIVE with its allocation in one
   transaction, so exactly one claimer wins and the GPU is never in neither.
 
-Every transition is conditional on the state (and, for the sweep, on the
-version it read: its fencing token), so an execution and the sweep never both
-act on one lease.
+Every transition is conditional on the state; the sweep's take-over is also
+conditional on the version it read and on the lease still being expired (its
+fencing token), so it never takes a lease its execution renewed or a warm
+lease a request claimed. Where both may still act (a RELEASING lease: the
+step's retry and the sweep both release it), the second hears HostedAI's 404,
+already gone, and its write changes nothing.
 
 **Lease expiry.** `lease_expires_at` says when the sweep may take a lease
 over: for ACTIVE, the end of the time its execution may still use it
@@ -71,6 +74,14 @@ class LeasePolicy:
     retention_seconds: int = 7 * 24 * 3600  # settled items stay this long for audits, then TTL deletes them
     sweep_retry_seconds: int = 30  # a lease the sweep could not settle is tried again after this (doubling, <= 1 h)
 
+    @property
+    def warm_margin_seconds(self) -> int:
+        """A warm GPU is handed out only while HostedAI keeps it this much
+        longer: the rest of the longest request after Allocate (Infer with
+        its retries, then Release with its retries; tests/template checks it
+        against the state machine)."""
+        return 2 * self.lease_ttl_seconds
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -93,6 +104,7 @@ class Lease:
     created: bool = False  # True only on the begin() call that created it
     execution_id: str | None = None  # the execution that owns it
     warm: bool = False  # its allocation came from the warm pool
+    returned_warm: bool = False  # its allocation went back to the warm pool at release
     sweep_attempts: int = 0
     sweep_token: str | None = None  # set by the sweep's take-over: its fencing token
 
@@ -442,8 +454,10 @@ class LeaseRepository:
             for item in page.get("Items", []):
                 yield _lease(item)
 
-    def take_over(self, lease: Lease) -> Lease | None:
-        """The sweep's claim on a due lease, fenced on the version it read:
+    def take_over(self, lease: Lease, *, as_of: int) -> Lease | None:
+        """The sweep's claim on a lease due at `as_of`, fenced on the version
+        it read and on the lease still being due (a warm lease deleted and
+        written again for the same allocation starts again at version 1):
         PENDING becomes ABANDONED, a lease holding a GPU becomes RELEASING,
         and its expiry moves past this attempt (doubling on each one), so a
         concurrent sweep or a crash mid-way leaves it for a later tick. None
@@ -451,7 +465,7 @@ class LeaseRepository:
         claimer took a warm one, another sweep got there first)."""
         now = self.now()
         to_state = ABANDONED if lease.status == PENDING else RELEASING if lease.status in HOLDING else lease.status
-        retry = min(self.policy.sweep_retry_seconds * 2 ** min(lease.sweep_attempts, 6), 3600)
+        retry = min(self.policy.sweep_retry_seconds * 2 ** min(lease.sweep_attempts, 7), 3600)
         token = uuid.uuid4().hex
         try:
             self._update(
@@ -460,8 +474,8 @@ class LeaseRepository:
                 "SET #s = :to, lease_expires_at = :exp, sweep_token = :tok, reclaimed_at = :now REMOVE warm_pool "
                 "ADD #v :one, sweep_attempts :one",
                 {}, {":to": _s(to_state), ":exp": _n(now + retry), ":tok": _s(token), ":ver": _n(lease.version),
-                     ":was": _s(lease.status)},
-                condition="#s = :was AND #v = :ver",
+                     ":was": _s(lease.status), ":asof": _n(as_of)},
+                condition="#s = :was AND #v = :ver AND lease_expires_at <= :asof",
             )
         except LeaseConflictError:
             return None
@@ -529,7 +543,8 @@ class LeaseRepository:
         values.pop(":purge")
         values[":rec"] = _n(self.policy.reconcile_after_seconds)
         try:
-            self._update(lease_id, update + ", lease_expires_at = last_call_at + :rec ADD #v :one", {}, values,
+            self._update(lease_id, update + ", lease_expires_at = if_not_exists(last_call_at, :now) + :rec ADD #v :one",
+                         {}, values,
                          condition=f"{in_state} AND attribute_exists(pending_keys)")
         except LeaseConflictError:
             return False
@@ -585,6 +600,7 @@ def _lease(item: dict, *, created: bool = False) -> Lease:
         created=created,
         execution_id=item.get("execution_id", {}).get("S"),
         warm=item.get("warm", {}).get("BOOL", False),
+        returned_warm=item.get("returned_warm", {}).get("BOOL", False),
         sweep_attempts=_int(item, "sweep_attempts") or 0,
         sweep_token=item.get("sweep_token", {}).get("S"),
     )

@@ -176,7 +176,7 @@ def _claim_warm(leases: LeaseRepository, inp: AllocateInput, spec: ModelSpec, po
     for this request; several candidates are tried, since concurrent claimers
     read the same index and only one wins each."""
     candidates = leases.warm_candidates(tenant_id=inp.tenant_id, pool_id=pool_id, model=spec.id,
-                                        usable_until=leases.now() + leases.policy.lease_ttl_seconds)
+                                        usable_until=leases.now() + leases.policy.warm_margin_seconds, limit=10)
     random.shuffle(candidates)  # spread concurrent claimers over the candidates
     for warm in candidates:
         expires = leases.claim_warm(inp.request_id, warm, idempotency_key=key, route_reason="; ".join(skipped) or None)

@@ -62,7 +62,7 @@ def sweep(*, leases: LeaseRepository, hostedai: HostedAIClient, horizon_seconds:
         for lease in leases.due(now, shard=str(shard), consumed=consumed):
             report.examined += 1
             try:
-                _settle(lease, leases, hostedai, report)
+                _settle(lease, leases, hostedai, report, as_of=now)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the next lease
                 report.failed.append(f"{lease.lease_id}: {type(exc).__name__}: {exc}")
     report.items_read = sum(read for read, _ in consumed)
@@ -70,9 +70,9 @@ def sweep(*, leases: LeaseRepository, hostedai: HostedAIClient, horizon_seconds:
     return report
 
 
-def _settle(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> None:
+def _settle(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport, *, as_of: int) -> None:
     held = lease.status in HOLDING
-    taken = leases.take_over(lease)
+    taken = leases.take_over(lease, as_of=as_of)
     if taken is None:
         return  # it moved on since the index was read
     report.taken_over += 1

@@ -28,9 +28,18 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
             warm_idle_seconds: int = 0) -> ReleaseOutput:
     started = time.perf_counter()
     if inp.allocation is not None:
-        if inp.keep_warm and warm_idle_seconds > 0 and _to_warm_pool(inp, leases, warm_idle_seconds):
-            return ReleaseOutput(status="kept_warm", released=True, elapsed_ms=ms_since(started))
         lease_id, allocation_id = inp.allocation.lease_id, inp.allocation.allocation_id
+        if inp.keep_warm and warm_idle_seconds > 0:
+            if _to_warm_pool(inp, leases, warm_idle_seconds):
+                return ReleaseOutput(status="kept_warm", released=False, elapsed_ms=ms_since(started))
+            # Not handed over now. If an earlier attempt of this step did hand
+            # it over (its answer was lost), the GPU is the warm pool's, maybe
+            # already another request's: never release it from here.
+            lease = leases.get(lease_id)
+            if lease is not None and lease.returned_warm and lease.allocation_id == allocation_id:
+                return ReleaseOutput(status="kept_warm", released=False, elapsed_ms=ms_since(started))
+            if lease is not None and (lease.status not in (ACTIVE, RELEASING) or lease.allocation_id != allocation_id):
+                return ReleaseOutput(status="already_gone", released=True, elapsed_ms=ms_since(started))
     else:
         # Allocate's output never reached the workflow. Its lease says whether
         # a GPU exists anyway (e.g. the step finished but its answer was lost).
@@ -68,8 +77,8 @@ def _to_warm_pool(inp: ReleaseInput, leases: LeaseRepository, warm_idle_seconds:
     allocation: AllocateOutput = inp.allocation
     expires = epoch(allocation.expires_at)
     now = leases.now()
-    # The next request must be able to finish on it: Infer and Release fit in a lease TTL.
-    usable_until = (expires - leases.policy.lease_ttl_seconds) if expires else None
+    # The next request must be able to finish on it (see LeasePolicy.warm_margin_seconds).
+    usable_until = (expires - leases.policy.warm_margin_seconds) if expires else None
     if usable_until is None or usable_until <= now:
         return False
     return leases.return_to_warm(
