@@ -164,7 +164,10 @@ def audit(emulator_url: str) -> dict:
         request_id = (allocation.get("metadata") or {}).get("request_id")
         by_request.setdefault(request_id, []).append(allocation)
     doubles = sum(1 for allocations in by_request.values() if _overlap(allocations))
+    # One GPU used by two requests at once (a warm allocation handed out twice).
+    shared = httpx.get(f"{emulator_url}/_emulator/stats").json()["shared_inferences"]
     return {
+        "GPU shared at once": shared,
         "allocations made": len(history),
         "released": sum(1 for a in history if a["status"] == "released"),
         # Still held, or reclaimed only by HostedAI's own expiry: both leaked.
@@ -265,17 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         ("cleanup: GPUs released", (sweep.get("ok") or {}).get("released", "failed")),
         ("leaked", numbers["leaked"]),
         ("double allocations", numbers["double allocations"]),
+        ("GPU shared at once", numbers["GPU shared at once"]),
         ("executions left running", still_running),
         ("seconds (requests)", f"{drive_seconds:.1f}"),
     ]
     print(render(rows))
     for failure in (sweep.get("ok") or {}).get("failed", []):
         print(f"cleanup could not settle {failure}", file=sys.stderr)
-    failed = numbers["leaked"] or numbers["double allocations"] or unanswered or unexpected or still_running or "ok" not in sweep
+    failed = numbers["leaked"] or numbers["double allocations"] or numbers["GPU shared at once"] or unanswered or unexpected or still_running or "ok" not in sweep
     if failed:
-        print("chaos: FAILED (leak, double allocation, unanswered or unexpected answer)", file=sys.stderr)
+        print("chaos: FAILED (leak, double allocation, shared GPU, unanswered or unexpected answer)", file=sys.stderr)
         return 1
-    print("chaos: ok (0 leaked, 0 double allocations, every request answered)")
+    print("chaos: ok (0 leaked, 0 double allocations, 0 GPUs shared at once, every request answered)")
     return 0
 
 

@@ -482,6 +482,10 @@ class HostedAIEmulator:
         self._faults: dict[str, dict] = {e: _default_fault() for e in ENDPOINTS}
         self._calls: dict[str, int] = {e: 0 for e in ENDPOINTS}
         self._faults_injected: dict[str, int] = {e: 0 for e in ENDPOINTS}
+        # allocation -> caller request ids (X-Request-Id) inferring on it now;
+        # two different callers at once on one GPU is a double use (audits).
+        self._inferring: dict[str, list] = {}
+        self._shared: list[dict] = []
         self._rng = random.Random(self.seed)
 
     def reset(self) -> None:
@@ -645,8 +649,10 @@ class HostedAIEmulator:
             metadata=json.loads(json.dumps(metadata)),  # private copy
         )
 
-    def inference(self, payload: Mapping[str, Any]) -> dict:
-        """Run (emulated) inference; returns the response body. Raises EmulatorError."""
+    def inference(self, payload: Mapping[str, Any], request_id: str | None = None) -> dict:
+        """Run (emulated) inference; returns the response body. Raises EmulatorError.
+        `request_id` (the caller's X-Request-Id) lets audits see a GPU used by
+        two requests at once."""
         allocation_id = payload.get("allocation_id")
         if not isinstance(allocation_id, str) or not allocation_id:
             raise _validation("allocation_id", "is required and must be a non-empty string")
@@ -703,7 +709,19 @@ class HostedAIEmulator:
         text = f"{tag} {body}" if body else tag
         # duration_ms reports the MODELLED time, before time_scale is applied.
         modelled_ms = INFERENCE_BASE_MS + tokens_used * INFERENCE_MS_PER_TOKEN_PER_GB * vram_mb / 1024.0
-        self._sleep(self._scaled(modelled_ms))
+        with self._lock:
+            callers = self._inferring.setdefault(allocation_id, [])
+            others = sorted({str(c) for c in callers if c is None or c != request_id})
+            if others:
+                self._shared.append({"allocation_id": allocation_id, "request_id": request_id, "while": others})
+            callers.append(request_id)
+        try:
+            self._sleep(self._scaled(modelled_ms))
+        finally:
+            with self._lock:
+                callers.remove(request_id)
+                if not callers:
+                    self._inferring.pop(allocation_id, None)
         return {"text": text, "tokens_used": tokens_used, "duration_ms": round(modelled_ms, 3), "model_used": model}
 
     def release(self, allocation_id: str) -> None:
@@ -770,6 +788,9 @@ class HostedAIEmulator:
                 "calls": dict(self._calls),
                 "faults_injected": dict(self._faults_injected),
                 "active_allocations": sum(1 for a in self._allocations.values() if a.status == "active"),
+                # inference calls that ran on a GPU while another caller's ran on it
+                "shared_inferences": len(self._shared),
+                "shared_examples": self._shared[:5],
             }
 
     def _draw_fault(self, endpoint: str) -> _FaultDecision:
@@ -820,7 +841,8 @@ class HostedAIEmulator:
             return self._v1("allocate", headers, lambda: self._http_allocate(headers, body))
         if path == "/v1/inference":
             self._require_method(method, "POST")
-            return self._v1("inference", headers, lambda: Response(200, self.inference(_parse_json_object(body))))
+            return self._v1("inference", headers,
+                            lambda: Response(200, self.inference(_parse_json_object(body), headers.get("x-request-id"))))
         if path.startswith("/v1/allocate/") and path.count("/") == 3 and len(path) > len("/v1/allocate/"):
             self._require_method(method, "DELETE")
             allocation_id = unquote(path[len("/v1/allocate/") :])

@@ -23,4 +23,5 @@ def test_chaos_run_leaks_nothing():
     )
     assert table["requests sent"] == "40"
     assert table["leaked"] == "0" and table["double allocations"] == "0" and table["no answer"] == "0"
+    assert table["GPU shared at once"] == "0"
     assert int(table["step crashes injected"]) > 0  # the run did hurt

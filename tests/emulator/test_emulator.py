@@ -546,3 +546,26 @@ def test_lost_rate_does_the_work_then_answers_5xx(client):
     r = allocate(client, key="k-lost")
     assert r.status_code == 503 and r.json()["details"]["kind"] == "lost"
     assert len(client.get("/_emulator/allocations").json()["allocations"]) == 1  # it was made
+
+
+def test_two_requests_inferring_on_one_gpu_at_once_are_counted_as_shared():
+    """The chaos audit's "GPU shared at once": calls tagged with different
+    X-Request-Id overlapping on one allocation. The same request's retry is not."""
+    import threading
+
+    with run_in_thread(api_key=API_KEY, time_scale=10.0) as running, make_client(running) as c:
+        alloc_id = allocate(c).json()["allocation_id"]
+
+        def call(request_id):
+            c2 = make_client(running)
+            c2.post("/v1/inference", headers={"X-Request-Id": request_id},
+                    json={"allocation_id": alloc_id, "model": "qwen-30b", "prompt": "p", "parameters": {"max_tokens": 64}})
+
+        for ids, expected in ((["req-a", "req-a"], 0), (["req-b", "req-c"], 1)):
+            before = c.get("/_emulator/stats").json()["shared_inferences"]
+            threads = [threading.Thread(target=call, args=(rid,)) for rid in ids]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert c.get("/_emulator/stats").json()["shared_inferences"] - before == expected

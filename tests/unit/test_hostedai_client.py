@@ -40,10 +40,11 @@ def test_inference_uses_the_inference_timeout_and_parses_the_answer():
     def handler(request):
         seen["timeout"] = request.extensions["timeout"]
         seen["body"] = json.loads(request.content)
+        seen["request_id"] = request.headers.get("x-request-id")
         return httpx.Response(200, json={"text": "hi", "tokens_used": 3, "duration_ms": 12.5, "model_used": "m"})
 
-    result = client_for(handler).infer(allocation_id="a", model="m", prompt="p", max_tokens=7)
-    assert seen["timeout"]["read"] == 3
+    result = client_for(handler).infer(allocation_id="a", model="m", prompt="p", max_tokens=7, request_id="req-1")
+    assert seen["timeout"]["read"] == 3 and seen["request_id"] == "req-1"
     assert seen["body"] == {"allocation_id": "a", "model": "m", "prompt": "p", "parameters": {"max_tokens": 7}}
     assert (result.text, result.tokens_used, result.duration_ms, result.model_used) == ("hi", 3, 12.5, "m")
 

@@ -115,6 +115,7 @@ class HostedAIClient:
         temperature: float | None = None,
         top_p: float | None = None,
         stop_sequences: list[str] | None = None,
+        request_id: str | None = None,
     ) -> InferenceResult:
         parameters = {"max_tokens": max_tokens}
         for key, value in (("temperature", temperature), ("top_p", top_p), ("stop_sequences", stop_sequences)):
@@ -122,7 +123,9 @@ class HostedAIClient:
                 parameters[key] = value
         body = {"allocation_id": allocation_id, "model": model, "prompt": prompt, "parameters": parameters}
         timeout = httpx.Timeout(self._timeouts.inference, connect=self._timeouts.connect)
-        data = self._call("POST", "/v1/inference", "inference", json=body, timeout=timeout)
+        # X-Request-Id: HostedAI's logs (and the emulator's audit) can tie a call to a Harpoon request.
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        data = self._call("POST", "/v1/inference", "inference", json=body, timeout=timeout, headers=headers)
         try:
             return InferenceResult(
                 text=str(data["text"]),

@@ -31,7 +31,8 @@ def infer(inp: InferInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
     # A fallback model may serve fewer tokens than the request asked for.
     max_tokens = min(inp.max_tokens, catalog.get(inp.model).max_tokens)
     try:
-        result = hostedai.infer(allocation_id=inp.allocation_id, model=inp.model, prompt=inp.prompt, max_tokens=max_tokens)
+        result = hostedai.infer(allocation_id=inp.allocation_id, model=inp.model, prompt=inp.prompt, max_tokens=max_tokens,
+                                request_id=inp.request_id)
     except TransientUpstreamError:
         breaker.record_failure(breaker_id, inp.request_id)
         raise
