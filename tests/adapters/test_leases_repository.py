@@ -294,3 +294,14 @@ def test_a_failed_release_leaves_the_lease_releasing_and_due_soon(repo, clock):
     lease = repo.get("r1")
     assert (lease.status, lease.lease_expires_at) == ("RELEASING", 1030)
     assert repo.mark_released("r1") is True
+
+
+def test_an_idle_warm_gpu_can_be_evicted_before_its_idle_time_but_not_once_claimed(repo):
+    _warm(repo, 2, idle_until=1200)
+    first, second = sorted(repo.warm_candidates(tenant_id="t", pool_id="p", model="m", usable_until=0),
+                           key=lambda w: w.lease_id)
+    taken = repo.take_over(first, as_of=first.lease_expires_at)  # what allocate does to free capacity
+    assert taken.status == "RELEASING" and repo.finish(taken, "evicted") and repo.get(first.lease_id) is None
+    begin(repo, lease_id="r1")
+    assert repo.claim_warm("r1", second, idempotency_key="k", route_reason=None)
+    assert repo.take_over(second, as_of=second.lease_expires_at) is None

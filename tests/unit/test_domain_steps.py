@@ -78,9 +78,23 @@ class FakeLeases:
                   pending_keys=self.leases[lease_id].pending_keys - {idempotency_key})
         return self.now() + self.policy.lease_ttl_seconds
 
+    warm: list = []  # IDLE warm leases a test puts in the pool
+
     def warm_candidates(self, **kwargs):
         self.events.append(("warm_candidates", kwargs["model"]))
-        return []
+        return [w for w in self.warm if w.model == kwargs["model"]]
+
+    def claim_warm(self, lease_id, warm, **kwargs):
+        return None  # always lost to another claimer
+
+    def take_over(self, lease, *, as_of):
+        self.events.append(("take_over", lease.lease_id))
+        self.warm = [w for w in self.warm if w.lease_id != lease.lease_id]
+        return replace(lease, status="RELEASING", sweep_token="t")
+
+    def finish(self, lease, reason):
+        self.events.append(("finish", lease.lease_id))
+        return True
 
     def mark_failed(self, lease_id, reason):
         self.events.append(("failed",))
@@ -138,9 +152,10 @@ def open_breaker(*models):
     return breaker
 
 
-def run_allocate(hostedai, leases, model="qwen-30b", breaker=None):
+def run_allocate(hostedai, leases, model="qwen-30b", breaker=None, warm_enabled=False):
     return allocate(AllocateInput(request_id="req-1", model=model), leases=leases, hostedai=hostedai,
-                    breaker=breaker or healthy_breaker(), catalog=load_catalog(), pool_id="pool", duration_seconds=300)
+                    breaker=breaker or healthy_breaker(), catalog=load_catalog(), pool_id="pool", duration_seconds=300,
+                    warm_enabled=warm_enabled)
 
 
 def pending(leases):
@@ -248,6 +263,35 @@ def test_no_capacity_falls_back_without_counting_as_a_breaker_failure():
     assert (out.model, out.degraded, out.reason) == ("gemma-270m", True, "qwen-30b: no capacity")
     assert breaker.state("pool#qwen-30b").cur_failures == 0
     assert pending(leases) == frozenset()
+
+
+class FullUntilReleased(FakeHostedAI):
+    """HostedAI with no room for qwen until one GPU is released."""
+
+    def allocate(self, **kwargs):
+        if kwargs["metadata"]["model"] == "qwen-30b" and not any(c[0] == "release" for c in self.calls):
+            self.calls.append(("allocate", kwargs))
+            raise NoCapacityError("full", status=503)
+        return super().allocate(**kwargs)
+
+
+def test_no_capacity_frees_an_idle_warm_gpu_and_asks_again_before_falling_back():
+    leases = FakeLeases()
+    leases.warm = [Lease("warm#w-1", "IDLE", "gemma-270m", "pool", allocation_id="w-1", lease_expires_at=10)]
+    hostedai = FullUntilReleased()
+    out = run_allocate(hostedai, leases, warm_enabled=True)
+    assert (out.model, out.degraded, out.warm) == ("qwen-30b", False, False)
+    assert [c[0] for c in hostedai.calls] == ["allocate", "release", "allocate"] and hostedai.calls[1][1] == "w-1"
+    assert ("take_over", "warm#w-1") in leases.events and ("finish", "warm#w-1") in leases.events
+    assert pending(leases) == frozenset()
+
+
+def test_with_no_idle_warm_gpu_no_capacity_falls_back_as_before():
+    leases = FakeLeases()
+    hostedai = FullUntilReleased()
+    out = run_allocate(hostedai, leases, warm_enabled=True)
+    assert (out.model, out.degraded) == ("gemma-270m", True)
+    assert hostedai.models_asked() == ["qwen-30b", "gemma-270m"]
 
 
 def test_nothing_can_serve_no_capacity_is_retryable():

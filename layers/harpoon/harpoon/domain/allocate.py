@@ -98,7 +98,11 @@ def allocate(
     retry_after: list[float] = []
     capacity_short = False
     pending = set(lease.pending_keys)
-    for spec in chain[current:]:
+    evicted = False
+    position = current
+    while position < len(chain):
+        spec = chain[position]
+        position += 1
         breaker_id = CircuitBreaker.breaker_id(pool_id, spec.id)
         key = allocation_idempotency_key(inp.request_id, spec.id)
         # A key already asked by an earlier attempt whose answer never came:
@@ -140,6 +144,12 @@ def allocate(
             if not replaying:  # a first call refused: no GPU under this key
                 leases.settle_key(inp.request_id, key)
                 pending.discard(key)
+                # Our own idle warm GPUs may be what fills the pool: free one
+                # and ask for this model once more before falling back.
+                if warm_enabled and not evicted and _evict_idle_warm(leases, hostedai, inp.tenant_id, pool_id, catalog):
+                    evicted = True
+                    position -= 1
+                    continue
             skipped.append(f"{spec.id}: no capacity")
             capacity_short = True
             continue
@@ -183,6 +193,28 @@ def _claim_warm(leases: LeaseRepository, inp: AllocateInput, spec: ModelSpec, po
         if expires is not None:
             return Allocated(warm.allocation_id, warm.assigned_gpu, warm.allocation_expires_at, expires, warm=True)
     return None
+
+
+def _evict_idle_warm(leases: LeaseRepository, hostedai: HostedAIClient, tenant_id: str, pool_id: str,
+                     catalog: Catalog) -> bool:
+    """Release one IDLE warm GPU of this tenant and pool (any model), taken
+    over like the sweep does, so no claimer can get it meanwhile. True if one
+    was released now."""
+    candidates = [warm for model in sorted(catalog.models)
+                  for warm in leases.warm_candidates(tenant_id=tenant_id, pool_id=pool_id, model=model,
+                                                     usable_until=0, limit=3)]
+    random.shuffle(candidates)
+    for warm in candidates:
+        taken = leases.take_over(warm, as_of=warm.lease_expires_at or 0)
+        if taken is None:
+            continue  # claimed, or taken by the sweep, meanwhile
+        try:
+            released = hostedai.release(taken.allocation_id)
+        except Exception:  # noqa: BLE001 - it is RELEASING and in the index: the sweep finishes it
+            return False
+        leases.finish(taken, "evicted: HostedAI had no capacity for a cold allocation")
+        return released
+    return False
 
 
 @dataclass(frozen=True)
