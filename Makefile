@@ -34,8 +34,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
+# ARGS passes options through, e.g. make local ARGS="--env WARM_IDLE_SECONDS=0 --schedule-interval 5"
 local: $(VENV)/.installed
-	$(PY) -m local
+	$(PY) -m local $(ARGS)
 
 test: install
 	$(PY) -m pytest
