@@ -220,3 +220,8 @@ def test_warm_gpus_are_not_shared_across_tenants(warm, emulator, lambda_context)
     release(lambda_context, first, keep_warm=True)
     assert allocate(lambda_context, request_id="req-b", model="gemma-270m", tenant_id="globex")["warm"] is False
     assert allocate(lambda_context, request_id="req-c", model="gemma-270m", tenant_id="acme")["warm"] is True
+
+
+def test_the_sample_scheduled_event_runs_a_sweep(aws, emulator, lambda_context, allocated):
+    report = load_handler("cleanup").lambda_handler(load_event("cleanup"), lambda_context)
+    assert report["examined"] == 0 and report["failed"] == [] and len(allocations(emulator)) == 1  # nothing due yet
