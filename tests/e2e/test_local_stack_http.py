@@ -27,7 +27,9 @@ def test_hello_is_answered_by_the_small_model_and_the_gpu_is_released(client, st
     assert body["classification"]["tier"] == "simple" and body["classification"]["is_complex"] is False
     assert 0 <= body["classification"]["score"] <= 1 and 0 <= body["classification"]["confidence"] <= 1
     assert body["classification"]["reasons"]
-    assert body["route"] == {"model": "gemma-270m", "requested_model": "gemma-270m", "degraded": False, "reason": None}
+    assert {k: body["route"][k] for k in ("model", "requested_model", "degraded", "reason", "basis")} == {
+        "model": "gemma-270m", "requested_model": "gemma-270m", "degraded": False, "reason": None, "basis": "classifier"}
+    assert body["route"]["explanation"].startswith("classifier: simple (score ")
     assert set(body["allocation"]) == {"allocation_id", "assigned_gpu", "pool_id", "warm"}
     assert body["inference"]["model_used"] == "gemma-270m" and body["inference"]["tokens_generated"] > 0
     assert len(body["inference"]["text"].split()) > 5

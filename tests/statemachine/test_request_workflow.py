@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from botocore.exceptions import ClientError
 
 from harpoon.errors import UpstreamUnavailableError
@@ -320,7 +321,8 @@ def test_open_circuit_falls_back_to_the_small_model_and_labels_it(engine, emulat
     assert response["statusCode"] == 200, response
     body = json.loads(response["body"])
     assert body["route"] == {"model": "gemma-270m", "requested_model": "qwen-30b", "degraded": True,
-                             "reason": "qwen-30b: circuit open"}
+                             "reason": "qwen-30b: circuit open", "basis": "classifier",
+                             "explanation": "classifier: complex (score 0.928, threshold 0.5)"}
     assert body["inference"]["model_used"] == "gemma-270m" and body["inference"]["tokens_generated"] <= 256
     assert allocations(emulator) == []
 
@@ -391,3 +393,24 @@ def test_a_lease_lost_before_inference_is_caught_and_released_without_inferring(
     assert result["states"] == ["Classify", "Allocate", "Infer", "ReleaseAfterFailure", "ClassifyFailure", "Failed"]
     assert engine.steps("infer") == 1  # permanent: not retried
     assert stats(emulator)["inference"] == 0 and allocations(emulator) == []
+
+
+@pytest.mark.parametrize("choice, model, basis", [
+    ({"model": "qwen-30b"}, "qwen-30b", "explicit"),
+    ({"requirements": {"min_tflops": 10, "min_vram_mb": 4096}}, "qwen-30b", "requirements"),
+    ({"requirements": {"min_vram_mb": 1024}}, "gemma-270m", "requirements"),
+])
+def test_the_callers_model_choice_serves_and_the_answer_explains_it(engine, emulator, lambda_context, choice, model,
+                                                                    basis):
+    response = api_call(lambda_context, {"text": "Hello", **choice})
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert (body["route"]["model"], body["route"]["basis"], body["inference"]["model_used"]) == (model, basis, model)
+    assert body["route"]["explanation"] and body["classification"]["reasons"]  # classified all the same
+    assert body["classification"]["tier"] == "simple"
+
+
+def test_unmeetable_requirements_are_a_400_before_any_gpu_work(engine, emulator, lambda_context):
+    response = api_call(lambda_context, {"text": "Hello", "requirements": {"min_tflops": 500}})
+    assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["code"] == "requirements_not_met"
+    assert stats(emulator)["allocate"] == 0 and engine.calls == []

@@ -158,3 +158,38 @@ _OUTPUT = {
     "inference": {"text": "t", "model_used": "gemma-270m", "tokens_generated": 4, "generation_time_ms": 3.0, "elapsed_ms": 4.0},
     "release": {"status": "released", "released": True, "elapsed_ms": 5.0},
 }
+
+
+def _choice(body: dict) -> dict:
+    from harpoon.api import resolve_model_choice
+
+    return resolve_model_choice(parse_process_request("application/json", json.dumps(body).encode()))
+
+
+def test_model_choice_auto_explicit_and_requirements():
+    assert _choice({"text": "hi"}) == {"model": "auto", "requirements": None}
+    assert _choice({"text": "hi", "model": "qwen-30b"}) == {"model": "qwen-30b", "requirements": None}
+    assert _choice({"text": "hi", "requirements": {"min_tflops": 10}}) == {
+        "model": "qwen-30b", "requirements": {"min_tflops": 10.0, "min_vram_mb": 0}}
+    assert _choice({"text": "hi", "model": "auto", "requirements": {"min_vram_mb": 1024}})["model"] == "gemma-270m"
+
+
+@pytest.mark.parametrize("body, code, says", [
+    ({"text": "hi", "model": "gpt-9"}, "unknown_model", "not in the catalog"),
+    ({"text": "hi", "requirements": {"min_tflops": 100}}, "requirements_not_met", "no catalog model meets min_tflops=100"),
+    ({"text": "hi", "requirements": {"min_vram_mb": 81920}}, "requirements_not_met", "min_vram_mb=81920"),
+    ({"text": "hi", "model": "gemma-270m", "requirements": {"min_tflops": 1}}, "conflicting_model_choice", "not both"),
+])
+def test_a_model_choice_that_cannot_be_served_is_a_400_that_says_why(body, code, says):
+    with pytest.raises(ApiError) as info:
+        _choice(body)
+    assert (info.value.status, info.value.code) == (400, code) and says in info.value.message
+
+
+@pytest.mark.parametrize("body", [{"text": "hi", "requirements": {"min_tflops": -1}},
+                                  {"text": "hi", "requirements": {"min_vram_mb": "lots"}},
+                                  {"text": "hi", "requirements": {"gpus": 2}}, {"text": "hi", "model": 7}])
+def test_malformed_model_choices_are_422(body):
+    with pytest.raises(ApiError) as info:
+        parse_process_request("application/json", json.dumps(body).encode())
+    assert info.value.status == 422

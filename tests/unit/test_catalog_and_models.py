@@ -16,7 +16,8 @@ def test_catalog_has_the_seed_figures():
 
 def test_catalog_rejects_a_fallback_to_an_unknown_model():
     data = {"default_simple": "a", "default_complex": "a",
-            "models": [{"id": "a", "tier": "simple", "min_tflops": 1, "vram_mb": 1, "max_tokens": 1, "fallback": "zzz"}]}
+            "models": [{"id": "a", "tier": "simple", "min_tflops": 1, "vram_mb": 1, "max_tokens": 1, "price_per_gpu_second": 0.1,
+                        "fallback": "zzz"}]}
     with pytest.raises(KeyError, match="zzz"):
         parse_catalog(data)
 
@@ -39,3 +40,18 @@ def test_step_input_errors_are_named_for_the_state_machine():
     with pytest.raises(StepInputError) as info:
         parse_step_input(AllocateInput, {"request_id": "r"})
     assert info.value.details["problems"][0]["field"] == "model"
+
+
+def test_every_catalog_entry_carries_its_price_and_tier():
+    for spec in load_catalog().models.values():
+        assert spec.price_per_gpu_second > 0 and spec.tier in ("simple", "complex")
+    assert load_catalog().largest.id == "qwen-30b"
+
+
+@pytest.mark.parametrize("tflops, vram, expected", [
+    (0, 0, "gemma-270m"), (5, 2048, "gemma-270m"), (5.1, 0, "qwen-30b"), (0, 2049, "qwen-30b"),
+    (30, 20480, "qwen-30b"), (30.5, 0, None), (0, 20481, None),
+])
+def test_requirements_route_to_the_smallest_model_that_meets_them(tflops, vram, expected):
+    spec = load_catalog().smallest_meeting(min_tflops=tflops, min_vram_mb=vram)
+    assert (spec.id if spec else None) == expected

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from harpoon import __version__
 from harpoon.adapters.workflow import WorkflowResult, WorkflowRunner, WorkflowStartError, WorkflowTimeout
+from harpoon.catalog import load_catalog
 from harpoon.models import (
     ACCEPTED_DEPLOYMENTS,
     DEPLOYMENT_ALIASES,
@@ -78,6 +79,7 @@ def process() -> Response:
     started = time.perf_counter()
     headers = app.current_event.headers
     request = parse_process_request(headers.get("content-type"), _raw_body())
+    resolve_model_choice(request)  # 400 before any work if the choice cannot be served
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
     if idempotency_key is None:
@@ -131,7 +133,8 @@ def run_request(request: ProcessRequest, started: float, request_id: str | None 
             # again under a new one; STANDARD resolves this in the runner.
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
             logger.append_keys(request_id=request_id)
-            workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens)
+            workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
+                                           **resolve_model_choice(request))
             result = runner.run(
                 request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
             )
@@ -212,6 +215,32 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
         ]
         fields = ", ".join(p["field"] for p in problems)
         raise ApiError(422, "validation_error", f"invalid field(s): {fields}", {"problems": problems}) from None
+
+
+def resolve_model_choice(request: ProcessRequest) -> dict:
+    """The caller's model choice as the workflow takes it ({model, requirements}),
+    or a 400 that says what cannot be served and what can."""
+    catalog = load_catalog()
+    known = sorted(catalog.models)
+    if request.requirements is not None:
+        if request.model != "auto":
+            raise ApiError(400, "conflicting_model_choice",
+                           "give either a model or requirements, not both (model must be \"auto\" with requirements)",
+                           {"fields": ["model", "requirements"]})
+        wanted = request.requirements.model_dump()
+        spec = catalog.smallest_meeting(**wanted)
+        if spec is None:
+            offered = [{"model": m.id, "tflops": m.min_tflops, "vram_mb": m.vram_mb} for m in catalog.models.values()]
+            raise ApiError(400, "requirements_not_met",
+                           f"no catalog model meets min_tflops={wanted['min_tflops']:g} and "
+                           f"min_vram_mb={wanted['min_vram_mb']}; the catalog offers {offered}",
+                           {"field": "requirements", "requirements": wanted, "catalog": offered})
+        return {"model": spec.id, "requirements": wanted}
+    if request.model != "auto" and request.model not in catalog.models:
+        raise ApiError(400, "unknown_model",
+                       f"model {request.model!r} is not in the catalog; use \"auto\" or one of {known}",
+                       {"field": "model", "accepted": ["auto", *known]})
+    return {"model": request.model, "requirements": None}
 
 
 def idempotent_request_id(key: str, request: ProcessRequest) -> str:
@@ -298,6 +327,9 @@ def success_body(output: dict, total_ms: float) -> dict:
             "requested_model": classify["route"]["model"],
             "degraded": bool(allocation.get("degraded")),
             "reason": allocation.get("reason"),
+            # How the model was chosen (classifier / explicit / requirements), in words.
+            "basis": classify["route"].get("basis", "classifier"),
+            "explanation": classify["route"].get("explanation"),
         },
         "allocation": {
             "allocation_id": allocation["allocation_id"],

@@ -1,7 +1,14 @@
 """The model catalog, kept as data in catalog.json beside this module.
 
-Adding a model is one entry there. Figures are the seed's: gemma-270m needs
-5 TFLOPS and 2048 MB of VRAM, qwen-30b 30 TFLOPS and 20480 MB.
+Adding a model is one entry there: id, tier (the classifier tier it serves
+by default), min TFLOPS, VRAM MB, max tokens, price per GPU-second (USD; the
+figures shipped are placeholders to set from the HostedAI contract) and its
+fallback. Figures are the seed's: gemma-270m needs 5 TFLOPS and 2048 MB of
+VRAM, qwen-30b 30 TFLOPS and 20480 MB.
+
+A request routes to a model in one of three ways: the classifier's tier
+("auto", the default), a catalog model named explicitly, or custom
+requirements, which take the smallest model that meets them.
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ class ModelSpec:
     min_tflops: float
     vram_mb: int
     max_tokens: int
+    price_per_gpu_second: float
     fallback: str | None = None
+
+    def meets(self, *, min_tflops: float, min_vram_mb: int) -> bool:
+        return self.min_tflops >= min_tflops and self.vram_mb >= min_vram_mb
 
     def requirements(self) -> dict:
         """What HostedAI is asked for: exactly the model's VRAM, no overcommit."""
@@ -52,6 +63,17 @@ class Catalog:
 
     def for_tier(self, tier: str) -> ModelSpec:
         return self.get(self.default_complex if tier == "complex" else self.default_simple)
+
+    def smallest_meeting(self, *, min_tflops: float, min_vram_mb: int) -> ModelSpec | None:
+        """The cheapest model to run that meets the requirements (least VRAM,
+        then fewest TFLOPS, then lowest price); None if none does."""
+        fits = [m for m in self.models.values() if m.meets(min_tflops=min_tflops, min_vram_mb=min_vram_mb)]
+        return min(fits, key=lambda m: (m.vram_mb, m.min_tflops, m.price_per_gpu_second, m.id), default=None)
+
+    @property
+    def largest(self) -> ModelSpec:
+        """The model every request would use without routing (for cost baselines)."""
+        return self.get(self.default_complex)
 
 
 def parse_catalog(data: dict) -> Catalog:

@@ -33,6 +33,11 @@ class _StepModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Requirements(_Strict):
+    min_tflops: float = Field(default=0.0, ge=0, le=10_000)
+    min_vram_mb: StrictInt = Field(default=0, ge=0, le=10_000_000)
+
+
 class ProcessRequest(_Strict):
     """Body of POST /v2/process."""
 
@@ -41,6 +46,10 @@ class ProcessRequest(_Strict):
         default=None, description="HostedAI (any case; hosted_ai accepted). Defaults to HostedAI."
     )
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    model: StrictStr = Field(default="auto", description='"auto" (the classifier decides) or a catalog model id.')
+    requirements: Requirements | None = Field(
+        default=None, description="Custom requirements: the smallest catalog model that meets them serves."
+    )
 
     @field_validator("text")
     @classmethod
@@ -62,6 +71,10 @@ class WorkflowInput(_StepModel):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     # Whose request this is: warm allocations are only reused within a tenant.
     tenant_id: str = Field(default="default", min_length=1, max_length=64)
+    # The caller's model choice, resolved by the API: "auto", or a catalog id
+    # (named, or the smallest meeting `requirements`).
+    model: str = "auto"
+    requirements: dict | None = None
     # Always present (null until Allocate succeeds) so Release's Parameters can
     # read $.allocation on every path.
     allocation: dict | None = None
@@ -71,6 +84,8 @@ class ClassifyInput(_StepModel):
     request_id: str
     text: str = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    model: str = "auto"
+    requirements: dict | None = None
 
 
 class ClassificationOut(_StepModel):
@@ -85,6 +100,9 @@ class RouteOut(_StepModel):
     model: str
     degraded: bool = False
     reason: str | None = None
+    # How the model was chosen: "classifier", "explicit" or "requirements".
+    basis: Literal["classifier", "explicit", "requirements"] = "classifier"
+    explanation: str | None = None
 
 
 class ClassifyOutput(_StepModel):
