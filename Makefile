@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local sweep test test-unit test-e2e chaos bench validate build clean
+.PHONY: install local sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -59,6 +59,15 @@ sweep: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# The classifier on the held-out split of tests/data/routing (docs/routing.md).
+eval-routing: $(VENV)/.installed
+	$(PY) -m evals.routing --split heldout
+
+# The threshold that sends a TARGET share of a sample to the large model.
+TARGET ?= 0.3
+calibrate-routing: $(VENV)/.installed
+	$(PY) -m evals.routing calibrate --target-share $(TARGET) $(if $(FILE),--file $(FILE),)
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint

@@ -25,10 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         del os.environ[key]  # the benchmarks bring their own emulations
     sys.path[:0] = [str(ROOT / "layers" / "harpoon"), str(ROOT)]
 
-    from bench import sweep_cost, warm_latency
+    from bench import classify_time, sweep_cost, warm_latency
     from bench.table import render
 
     started = time.perf_counter()
+    repeats = 20 if args.quick else classify_time.REPEATS
+    print(f"Classifier: time per prompt on the routing evaluation set, {repeats} runs each")
+    print(render(classify_time.HEADERS, classify_time.measure(repeats)))
+    print()
     print("Reclaim sweep: items read and read capacity of one sweep, 1% of the leases expired")
     print(render(sweep_cost.HEADERS, sweep_cost.measure((1_000, 10_000) if args.quick else (1_000, 10_000, 100_000))))
     print()

@@ -1,0 +1,1 @@
+"""Offline evaluations (`make eval-routing`, `make calibrate-routing`)."""

@@ -1,0 +1,66 @@
+"""The routing evaluation set and the evaluation's arithmetic."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import pytest
+
+from evals.routing import Scores, load_examples, relative_cost, threshold_for_share
+
+POLICY = {
+    "simple": {"greeting", "factual_lookup", "definition", "translation", "grammar_fix", "classification_extraction",
+               "short_summary", "simple_list_format"},
+    "complex": {"multi_step_reasoning", "proof_computation", "code", "analysis_comparison", "planning_design",
+                "long_form_writing"},
+}
+EXAMPLES = load_examples()
+
+
+def test_the_set_is_large_balanced_and_covers_the_policy():
+    assert len(EXAMPLES) >= 300
+    assert len({ex.id for ex in EXAMPLES}) == len({" ".join(ex.text.split()) for ex in EXAMPLES}) == len(EXAMPLES)
+    labels = Counter(ex.label for ex in EXAMPLES)
+    assert set(labels) == {"simple", "complex"} and min(labels.values()) >= 0.4 * len(EXAMPLES)
+    for ex in EXAMPLES:
+        assert ex.category in POLICY[ex.label], ex.id  # every label follows the policy's categories
+    assert {ex.category for ex in EXAMPLES} == POLICY["simple"] | POLICY["complex"]
+    assert len({ex.language for ex in EXAMPLES}) >= 5
+    notes = Counter(ex.note for ex in EXAMPLES)
+    assert notes["short_but_hard"] >= 30 and notes["long_but_easy"] >= 30
+    assert all(ex.label == "complex" for ex in EXAMPLES if ex.note == "short_but_hard")
+    assert all(ex.label == "simple" for ex in EXAMPLES if ex.note == "long_but_easy")
+
+
+def test_the_split_is_fixed_by_the_id_and_the_held_out_part_is_sizeable():
+    for ex in EXAMPLES:
+        held = int(hashlib.sha256(ex.id.encode()).hexdigest()[:8], 16) % 10 < 4
+        assert ex.split == ("heldout" if held else "tune"), ex.id
+    heldout = [ex for ex in EXAMPLES if ex.split == "heldout"]
+    assert len(heldout) >= 100 and {ex.label for ex in heldout} == {"simple", "complex"}
+
+
+def test_scores_count_complex_as_the_positive_class():
+    s = Scores.of([("complex", "complex"), ("complex", "simple"), ("simple", "complex"), ("simple", "simple"),
+                   ("simple", "simple")])
+    assert (s.tp, s.fn, s.fp, s.tn) == (1, 1, 1, 2)
+    assert (s.accuracy, s.precision, s.recall, s.large_share) == (0.6, 0.5, 0.5, 0.4)
+
+
+def test_cost_is_relative_to_sending_everything_to_the_large_model():
+    from harpoon.catalog import load_catalog
+
+    catalog = load_catalog()
+    ratio = catalog.get("gemma-270m").price_per_gpu_second / catalog.get("qwen-30b").price_per_gpu_second
+    assert relative_cost(["complex"] * 4) == 1.0
+    assert relative_cost(["simple"] * 4) == pytest.approx(ratio)
+    assert relative_cost(["simple", "complex"]) == pytest.approx((1 + ratio) / 2)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
+def test_calibration_hits_the_target_share(share):
+    scores = [i / 100 for i in range(1, 100)]
+    t = threshold_for_share(scores, share)
+    achieved = sum(1 for s in scores if s >= t) / len(scores)
+    assert abs(achieved - share) <= 1 / len(scores) + 1e-9
