@@ -82,7 +82,7 @@ Two interactions keep the score honest:
   sentence: <400 words>" simple even if the pasted text happens to mention
   "analysis" or "design". Prompts longer than 8000 characters are only
   scanned in their first and last 4000 characters (length still counts the
-  whole text); this bounds latency at a few tens of milliseconds.
+  whole text); this bounds latency at a few milliseconds.
 * Dampening. When any of reasoning / code / math / output_length reaches 0.5
   (i.e. a strong cue fired), ``chit_chat`` and ``factual_lookup`` are dropped
   (a greeting before a real task, or a task phrased as "what is / what are",
@@ -103,13 +103,24 @@ The tier is ``"complex"`` when the rounded score is ``>= threshold``.
 ``confidence`` is the distance of the score from the threshold, scaled by the
 room available on that side: ``(score - t) / (1 - t)`` for complex results,
 ``(t - score) / t`` for simple ones.
+
+Speed: a typical prompt takes some tens of microseconds. The text is split
+into words once, and a cue pattern is only run when the words its matches
+start with occur, and then only where they occur (see the gates above the cue
+tables); number and line patterns are only tried where digits and lines
+start. These shortcuts never change a result:
+tests/unit/test_classifier_speed_equivalence.py checks that against frozen
+outputs of the plain implementation and proves every gate sound.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -164,17 +175,21 @@ class Classification:
 # Text normalisation and token estimate
 # --------------------------------------------------------------------------
 
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'})
 # Quoted / inline-code spans are data ("Give me a synonym for 'analyze'"), so
 # keyword cues do not look inside them. Structural cues still see them.
+# ('(?<!\w')... is (?<!\w)'... with the check after the quote, so that every
+# alternative starts with a quote character and the engine scans for those fast.)
 _QUOTED = re.compile(
-    r"(?<!\w)'[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,300}\"|«[^»\n]{1,300}»|`[^`\n]{1,300}`|「[^」\n]{1,300}」"
+    r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,300}\"|«[^»\n]{1,300}»|`[^`\n]{1,300}`|「[^」\n]{1,300}」"
 )
+_QUOTE_OPENERS = ("'", '"', "«", "`", "「")  # every _QUOTED span starts with one of these
 
 
 def _blank_quotes(folded: str) -> str:
     """Replace the inside of quoted spans with spaces (positions are kept).
     If nearly everything was quoted, the quotes *are* the prompt: keep it all."""
+    if not any(q in folded for q in _QUOTE_OPENERS):
+        return folded  # nothing can be quoted (cheaper than running _QUOTED)
     blanked = _QUOTED.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], folded)
     kept = len(blanked) - blanked.count(" ")
     total = len(folded) - folded.count(" ")
@@ -182,30 +197,64 @@ def _blank_quotes(folded: str) -> str:
 
 
 def _strip_accents(s: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", s)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """NFKD, then drop every combining character (used on the cue tables)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", s) if not unicodedata.combining(ch))
 
 
-def _fold(text: str) -> str:
-    """Lower-case, accent-free, ASCII-quote copy of ``text`` used for matching."""
-    return _strip_accents(text.translate(_QUOTES)).casefold()
-
-
-def _is_cjk(cp: int) -> bool:
-    return (
-        0x2E80 <= cp <= 0x2FDF  # CJK radicals
-        or 0x3000 <= cp <= 0x30FF  # CJK punctuation, hiragana, katakana
-        or 0x3100 <= cp <= 0x31FF  # bopomofo, hangul compat jamo, kanbun, katakana ext
-        or 0x3400 <= cp <= 0x4DBF  # CJK ext A
-        or 0x4E00 <= cp <= 0x9FFF  # CJK unified ideographs
-        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
-        or 0xF900 <= cp <= 0xFAFF  # CJK compatibility ideographs
-        or 0xFF00 <= cp <= 0xFFEF  # half/full-width forms
-        or 0x20000 <= cp <= 0x3134F  # CJK ext B-G
+# The regexes only non-ASCII text needs are compiled on first use, so that
+# cold starts with ASCII prompts do not pay for them (they are constants).
+@functools.cache
+def _not_marks() -> re.Pattern[str]:
+    """Runs of characters that are certainly not combining marks
+    (unicodedata.combining() is 0 for every one; the speed-equivalence test
+    checks them all): Latin, Greek, Cyrillic, punctuation and symbols, kana,
+    CJK, Hangul, full-width forms."""
+    return re.compile(
+        r"[\x00-\u02ff\u0370-\u0482\u048a-\u052f\u1100-\u11ff\u2000-\u20cf\u2100-\u2cee\u3000-\u3029"
+        r"\u3030-\u3098\u309b-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+"
     )
 
 
-_WS = re.compile(r"\s+")
+_QUOTE_PAIRS = (("\u2019", "'"), ("\u2018", "'"), ("\u02bc", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u201e", '"'))
+
+
+def _fold(text: str) -> str:
+    """Lower-case, accent-free, ASCII-quote copy of ``text`` used for matching:
+    the quotes made ASCII, NFKD, combining characters dropped, casefold."""
+    if text.isascii():  # the common case: NFKD and the quotes change nothing
+        return text.lower()
+    for curly, straight in _QUOTE_PAIRS:  # str.translate is slow on non-ASCII text
+        if curly in text:
+            text = text.replace(curly, straight)
+    decomposed = unicodedata.normalize("NFKD", text)
+    # Drop the combining characters, looking each distinct candidate up once.
+    for mark in {ch for ch in _not_marks().sub("", decomposed) if unicodedata.combining(ch)}:
+        decomposed = decomposed.replace(mark, "")
+    return decomposed.casefold()
+
+
+# Code points counted as one token each by estimate_tokens.
+_CJK_RANGES = (
+    (0x2E80, 0x2FDF),  # CJK radicals
+    (0x3000, 0x30FF),  # CJK punctuation, hiragana, katakana
+    (0x3100, 0x31FF),  # bopomofo, hangul compat jamo, kanbun, katakana ext
+    (0x3400, 0x4DBF),  # CJK ext A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xAC00, 0xD7AF),  # hangul syllables
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF00, 0xFFEF),  # half/full-width forms
+    (0x20000, 0x3134F),  # CJK ext B-G
+)
+
+
+@functools.cache
+def _cjk_runs() -> re.Pattern[str]:
+    return re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CJK_RANGES) + "]+")
+
+
+# Latin-script characters (ASCII, Latin-1, Latin Extended-A/B) are counted as
+# the Latin-1 ones (which encode) plus the Latin Extended ones (these runs).
+_LATIN_EXTENDED_RUNS = re.compile(r"[\u0100-\u024f]+")
 
 
 def estimate_tokens(text: str) -> int:
@@ -213,18 +262,15 @@ def estimate_tokens(text: str) -> int:
     Latin-script text (runs of whitespace count as one character), ~2
     characters per token for other scripts (Cyrillic, Greek, Arabic, ...).
     """
-    collapsed = _WS.sub(" ", text).strip()
-    if not collapsed:
-        return 0
-    cjk = latin = other = 0
-    for ch in collapsed:
-        cp = ord(ch)
-        if cp < 0x250:  # ASCII, Latin-1, Latin Extended-A/B
-            latin += 1
-        elif _is_cjk(cp):
-            cjk += 1
-        else:
-            other += 1
+    # str.split() and re's \s agree on what whitespace is, so this is the text
+    # with every whitespace run collapsed to one space and the ends stripped.
+    collapsed = " ".join(text.split())
+    latin1 = len(collapsed.encode("latin-1", "ignore"))  # characters below U+0100
+    if latin1 == len(collapsed):
+        return math.ceil(latin1 / 4)
+    cjk = sum(map(len, _cjk_runs().findall(collapsed)))
+    latin = latin1 + sum(map(len, _LATIN_EXTENDED_RUNS.findall(collapsed)))
+    other = len(collapsed) - cjk - latin
     return cjk + math.ceil(latin / 4) + math.ceil(other / 2)
 
 
@@ -232,17 +278,78 @@ def estimate_tokens(text: str) -> int:
 # Cue tables. Patterns are written lower-case and accent-free (they are run
 # through _strip_accents at compile time so accented spellings also work) and
 # matched against _fold(text). Never casefold a pattern: "\W" would become "\w".
+#
+# Most cue patterns carry a *gate*: groups of keys separated by " | ". Every
+# match starts with a key of the first group and contains a key of each other
+# group. A prompt is split into words once; a gated pattern with a group none
+# of whose keys occur cannot match and is skipped, otherwise it is only tried
+# where its first-group keys occur (a regex search tries every position and
+# costs far more than those few tries). Neither changes a result. Keys:
+#   word   a word (maximal run of ASCII letters, digits, _) equal to word
+#   stem*  a word that starts with stem (4 characters or more)
+#   *text  text, possibly inside a word
+#   other  anything else (non-ASCII, punctuation): that text
+# Words are compared on their first 6 characters (stems of 4-5 characters on
+# their first 4), so a gate may let a prompt through in vain but never stops a
+# match. A first group starting with "~" holds keys found *somewhere* in every
+# match; such a pattern is searched in full when its gate passes. For the
+# simple-task, brevity and chit-chat cues a gate must also hold when the search
+# stops at the end of the instruction region (a last word there needs a stem).
+# tests/unit/test_classifier_speed_equivalence.py proves every gate sound.
 # --------------------------------------------------------------------------
 
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(_strip_accents(pattern), re.MULTILINE)
+_GATES: dict[re.Pattern[str], str] = {}  # pattern -> its gate (accent-stripped like the pattern)
 
 
-# (feature, label, strength, pattern)
+# A regex source split into escapes, character classes, parentheses, bars and other runs.
+_REGEX_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|[()|]|[^\\\[()|]+", re.DOTALL)
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    alternatives, current, depth = [], [], 0
+    for token in _REGEX_TOKEN.findall(pattern):
+        depth += (token == "(") - (token == ")")
+        if token == "|" and depth == 0:
+            alternatives.append("".join(current))
+            current = []
+        else:
+            current.append(token)
+    return [*alternatives, "".join(current)]
+
+
+def _factor_word_boundaries(pattern: str) -> str:
+    """Rewrite ``\\ba|\\bb|c`` as ``\\b(?:a|b)|c``: the same matches in the same
+    order of preference, but the engine tests the boundary once per position
+    instead of once per alternative (it only factors it out by itself when every
+    alternative starts with it, and most cue patterns end with CJK words)."""
+    parts: list[str] = []
+    run: list[str] = []
+    for alternative in _top_level_alternatives(pattern):
+        if alternative.startswith("\\b"):
+            run.append(alternative[2:])
+            continue
+        if run:
+            parts.append("\\b(?:" + "|".join(run) + ")")
+            run = []
+        parts.append(alternative)
+    if run:
+        parts.append("\\b(?:" + "|".join(run) + ")")
+    return "|".join(parts)
+
+
+def _rx(pattern: str, gate: str | None = None) -> re.Pattern[str]:
+    compiled = re.compile(_factor_word_boundaries(_strip_accents(pattern)), re.MULTILINE)
+    if gate is not None:
+        if compiled in _GATES:  # re.compile returns the same object for the same source
+            raise ValueError(f"pattern defined twice: {pattern[:60]!r}")
+        _GATES[compiled] = _strip_accents(gate)
+    return compiled
+
+
+# Rows are (feature, label, strength, pattern, gate); the gate goes to _GATES.
 _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
-    (feature, label, strength, _rx(pattern))
-    for feature, label, strength, pattern in (
+    (feature, label, strength, _rx(pattern, gate))
+    for feature, label, strength, pattern, gate in (
         # ---- reasoning / analysis -------------------------------------
         (
             "reasoning",
@@ -254,6 +361,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
                 r"|\bдоказа\w*|证明|証明"
             ),
+            (
+                "prove proof proofs demonstrate demuestra demuestre demostrar demostracion prueba pruebe demontr* "
+                "prouve* beweis* demonstr* prova dimostr* докаж доказа 证明 証明"
+            ),
         ),
         (
             "reasoning",
@@ -263,9 +374,22 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bproofs?\b|\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b"
                 r"|\bmostre que\b"
             ),
+            "proof proofs show muestra montre* zeige zeigen mostre",
         ),
-        ("reasoning", "derivation", 0.5, r"\bderivation\b"),
-        ("reasoning", "derivation", 1.0, r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b"),
+        (
+            "reasoning",
+            "derivation",
+            0.5,
+            r"\bderivation\b",
+            "derivation",
+        ),
+        (
+            "reasoning",
+            "derivation",
+            1.0,
+            r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b",
+            "derive deriva herleit* deduce",
+        ),
         (
             "reasoning",
             "step by step",
@@ -278,6 +402,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
                 r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"
             ),
+            (
+                "*step paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に show explain justify chain muestra "
+                "montre* mit mostre "
+                "| step* paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に work reasoning calculation* thought "
+                "muestra raisonnement rechenweg raciocinio"
+            ),
         ),
         (
             "reasoning",
@@ -289,6 +419,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\berklar(?:e|en sie) (?:warum|wieso|weshalb|ausfuhrlich|im detail)|\bspiega perche\b"
                 r"|\bобъясни,? почему\b"
             ),
+            "explain explica explique* erklar* spiega объясни",
         ),
         (
             "reasoning",
@@ -299,6 +430,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bhow (?:does|do) .{1,60}\bwork\b|\bcomo funciona\b|\bcomment fonctionne\b|\bwie funktioniert\b"
                 r"|解释|説明|为什么|なぜ"
             ),
+            (
+                "explain* explica* explique* erklar* how como comment wie 解释 説明 为什么 なぜ "
+                "| explain* explica* explique* erklar* work funciona fonctionne funktioniert 解释 説明 为什么 なぜ"
+            ),
         ),
         (
             "reasoning",
@@ -308,8 +443,15 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
                 r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"
             ),
+            "analys* analyz* analiz* analis* анализ проанализиру 分析",
         ),
-        ("reasoning", "analysis", 0.5, r"\banalysis\b|\banalisis\b|\banalyse\b"),
+        (
+            "reasoning",
+            "analysis",
+            0.5,
+            r"\banalysis\b|\banalisis\b|\banalyse\b",
+            "analys* analis*",
+        ),
         (
             "reasoning",
             "analysis",
@@ -317,6 +459,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\b(?:give|provide|write|do|make|perform|conduct|carry out)\b[^.?!\n]{0,25}"
                 r"\b(?:analysis|comparison|evaluation|assessment|critique)\b"
+            ),
+            (
+                "give provide write do make perform conduct carry "
+                "| analysis comparison evaluation assessment critique"
             ),
         ),
         (
@@ -327,6 +473,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
                 r"|\bconfronta\w*|\bсравни\w*|比较|比較"
             ),
+            "compar* contrast vergleich* confronta* сравни 比较 比較",
         ),
         (
             "reasoning",
@@ -337,6 +484,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
                 r"|\bdiferenca entre\b|区别|違い"
             ),
+            "compar* vergleich* versus vs frente difference diferencia unterschied diferenca 区别 違い",
         ),
         (
             "reasoning",
@@ -346,8 +494,15 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bevaluate\b|\bassess(?:es|ing)?\b|\bevalu(?:a|e|ar)\b|\bevaluer\b|\bevaluez\b|\bbewerte\w*"
                 r"|\bbeurteile\w*|\bavali(?:e|ar)\b|评估|評価"
             ),
+            "evalua* evalue* assess* bewerte* beurteile* avalie avaliar 评估 評価",
         ),
-        ("reasoning", "evaluation", 0.5, r"\bevaluation\b|\bassessment\b|\bevaluacion\b|\bavaliacao\b|\bbewertung\b"),
+        (
+            "reasoning",
+            "evaluation",
+            0.5,
+            r"\bevaluation\b|\bassessment\b|\bevaluacion\b|\bavaliacao\b|\bbewertung\b",
+            "evalua* assess* avaliacao bewert*",
+        ),
         (
             "reasoning",
             "critique",
@@ -356,6 +511,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bcritique\w*|\bcriticize\b|\bcritica\b|\bcriticar\b|\bkritisier\w*"
                 r"|\breview (?:my|this|the) (?:code|design|architecture|essay|paper|argument|proposal|plan)\b|批判"
             ),
+            "critiq* critic* kritisier* review 批判",
         ),
         (
             "reasoning",
@@ -367,8 +523,15 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
                 r"|\bprojet(?:e|ar)\b|\bprogett\w*|设计|設計"
             ),
+            "design system architect disena disene concev* concois entwirf entwerfen projet* progett* 设计 設計",
         ),
-        ("reasoning", "design", 0.5, r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b"),
+        (
+            "reasoning",
+            "design",
+            0.5,
+            r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b",
+            "design diseno entwurf architect* arquitectura",
+        ),
         (
             "reasoning",
             "scalability",
@@ -377,6 +540,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bscalab\w*|\bscale (?:a|an|the|this|it|to|up|out)\b|\bhigh[- ]availability\b|\bfault[- ]toleran\w*"
                 r"|\bdistributed systems?\b|\bload[- ]balanc\w*|\bescalab\w*|\bskalierbar\w*|\bescalavel\b"
                 r"|\bpasser a l'echelle\b"
+            ),
+            (
+                "scalab* scale high fault distributed load escalab* skalierbar* escalavel passer "
+                "| scalab* scale availability toleran* distributed balanc* escalab* skalierbar* echelle"
             ),
         ),
         (
@@ -387,8 +554,15 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\boptimi[sz](?:e|ing)\b|\boptimiz(?:a|ar)\b|\boptimis(?:er|ez)\b"
                 r"|\boptimiere\w*|\botimiz(?:e|ar)\b|优化|最適化"
             ),
+            "optimi* otimiz* 优化 最適化",
         ),
-        ("reasoning", "optimization", 0.5, r"\boptimi[sz]ation\b|\boptimizacion\b|\boptimierung\b|\botimizacao\b"),
+        (
+            "reasoning",
+            "optimization",
+            0.5,
+            r"\boptimi[sz]ation\b|\boptimizacion\b|\boptimierung\b|\botimizacao\b",
+            "optimi* otimiz*",
+        ),
         (
             "reasoning",
             "trade-offs",
@@ -399,8 +573,18 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bvor- und nachteile\b|\bvorteile und nachteile\b|\bvantagens e desvantagens\b"
                 r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"
             ),
+            (
+                "trade tradeo* pros advantages strengths ventajas avantages vor vorteile vantagens 利弊 优缺点 メリットとデメリット "
+                "| trade tradeo* pros advantages strengths ventajas avantages nachteile vantagens 利弊 优缺点 メリットとデメリット"
+            ),
         ),
-        ("reasoning", "justification", 1.0, r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*"),
+        (
+            "reasoning",
+            "justification",
+            1.0,
+            r"\bjustif(?:y|ies|ication)\b|\bjustifi(?:ca|que|quez|er)\b|\bbegrund\w*",
+            "justif* begrund*",
+        ),
         (
             "reasoning",
             "planning",
@@ -418,12 +602,20 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\b(?:crie|elabore|desenvolva|monte|planeje|prepare)\b[^.?!\n]{0,40}"
                 r"\b(?:estrategia|plano|roteiro|cronograma)\b"
             ),
+            (
+                "create develop build draft write make devise outline propose* plan prepar* design crea elabor* "
+                "desarrolla dame disena planifi* cree* etablis* erstelle entwickle plane entwirf crie desenvolva "
+                "monte planeje "
+                "| strategy plan roadmap itinerary curriculum market estrategia hoja itinerario strategie feuille "
+                "itineraire fahrplan reiseplan lernplan plano roteiro cronograma"
+            ),
         ),
         (
             "reasoning",
             "planning",
             0.5,
             r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划",
+            "plan strateg* roadmap planifi* planej* 计划",
         ),
         (
             "reasoning",
@@ -433,6 +625,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bsolve\b|\bresuelve\b|\bresolver\b|\bresous\b|\bresolvez\b|\bresoudre\b|\bresolva\b"
                 r"|\bfigure out\b|\bwork out\b|\bpuzzle\b|\briddle\b"
             ),
+            "solve resuelve resolv* resous resoudre figure work puzzle riddle",
         ),
         (
             "reasoning",
@@ -442,6 +635,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bwhat would happen if\b|\bwhat if\b|\bhow would you\b|\bimplications?\b|\bconsequences\b"
                 r"|\bque pasaria si\b|\bque se passerait-il si\b|\bwas ware,? wenn\b|\bo que aconteceria se\b"
             ),
+            (
+                "what how implication* consequences que was o "
+                "| happen if would implication* consequences pasaria passerait ware aconteceria"
+            ),
         ),
         (
             "reasoning",
@@ -450,6 +647,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\breason(?:ing)? about\b|\bthink (?:through|carefully)\b|\broot cause\b|\bcritically\b"
                 r"|\bto what extent\b|\bargue (?:for|against|that)\b"
+            ),
+            (
+                "reason think root critically to argue "
+                "| reason think root critically extent argue"
             ),
         ),
         # ---- code ----------------------------------------------------------
@@ -471,8 +672,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\b(?:funcao|programa|script|classe|metodo|algoritmo|consulta|codigo)\b"
                 r"|写.{0,12}(?:函数|程序|代码|脚本)|编写|(?:関数|プログラム|コード|スクリプト)を(?:書|作)"
             ),
+            (
+                "write implement* create build code generate give escribe crea program* ecris ecrivez ecrire cree* "
+                "schreib* erstelle escreva crie 写 编写 関数 プログラム コード スクリプト "
+                "| function program script class clase classe klasse method metodo algorithm api endpoint query "
+                "regex regular unit module library parser cli app application bot server sql code codigo funcion "
+                "consulta fonction requete funktion skript abfrage funcao 代码 函数 程序 脚本 编写 を書 を作"
+            ),
         ),
-        ("code", "implementation", 0.5, r"\bimplement\w*|\bimplementa\w*|实现|実装"),
+        (
+            "code",
+            "implementation",
+            0.5,
+            r"\bimplement\w*|\bimplementa\w*|实现|実装",
+            "implem* 实现 実装",
+        ),
         (
             "code",
             "debugging",
@@ -482,6 +696,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bcompil\w* error\b|\bsyntax ?error\b|\btypeerror\b|\bnullpointerexception\b|\bindexerror\b"
                 r"|\bkeyerror\b|\bzerodivisionerror\b|\bdepura\w*|\brefactoriz\w*|\bdebogu\w*|\brefatora?\w*"
                 r"|\brefaktorier\w*|调试|デバッグ"
+            ),
+            (
+                "debug* refact* traceback stack* segmentation segfault compil* syntax* typeerror "
+                "nullpointerexception indexerror keyerror zerodivisionerror depura* debogu* refator* refaktorier* "
+                "调试 デバッグ"
             ),
         ),
         (
@@ -493,6 +712,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|sql|bash|powershell|react|django|flask|numpy|pandas|node\.js|nodejs|html|css|kubernetes"
                 r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol)(?![a-z0-9_])"
                 r"|(?<![a-z0-9_])(?:c\+\+|c#)"
+            ),
+            (
+                "python javascript typescript java kotlin swift rust golang haskell ruby php scala perl sql bash "
+                "powershell react django flask numpy pandas node nodejs html css kubernetes docker terraform "
+                "fortran matlab lua elixir erlang ocaml dart solidity verilog vhdl cobol c"
             ),
         ),
         (
@@ -506,6 +730,14 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
                 r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"
             ),
+            (
+                "algorithm* data time space big recursi* dynamic binary linked hash* concurrency multithread* race "
+                "deadlock memory api apis microservice* database unit regex regular compiler async await lru cache "
+                "estructura structure estrutura datenstruktur "
+                "| algorithm* structure* estructura estrutura datenstruktur complexity big recursi* dynamic binary "
+                "linked hash* concurrency multithread* race deadlock leak api apis microservice* schema unit regex "
+                "regular compiler async await lru cache"
+            ),
         ),
         # ---- math ----------------------------------------------------------
         (
@@ -515,6 +747,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\btheorem\w*|\blemma\b|\bcorollary\b|\baxioms?\b|\bconjecture\b|\bteorema\b|\btheoreme\b"
                 r"|\blemme\b|\bconjetura\b|\bvermutung\b|\bconjectura\b|定理|引理"
+            ),
+            (
+                "theorem* lemma corollary axiom axioms conjecture conjectura conjetura teorema lemme vermutung 定理 "
+                "引理"
             ),
         ),
         (
@@ -528,6 +764,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bequation differentielle\b|\bdifferentialgleichung\b|\bequacao diferencial\b"
                 r"|微分|积分|積分|导数|極限|极限"
             ),
+            (
+                "integr* derivative* differen* limit lim_* converg* diverg* derivada derivee ableitung grenzwert "
+                "ecuacion equation equacao 微分 积分 積分 导数 極限 极限"
+            ),
         ),
         (
             "math",
@@ -538,6 +778,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bstochastic\b|\bprobabilidad\b|\bwahrscheinlichkeit\w*|\bprobabilidade\b"
                 r"|\berwartungswert\b|概率|確率"
             ),
+            "probab* expected variance standard bayes* stochastic wahrscheinlichkeit* erwartungswert 概率 確率",
         ),
         (
             "math",
@@ -552,6 +793,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bracine carree\b|\bquadratwurzel\b|\becuacion\w*|\bgleichung\w*|\bequacao\b|\bequacoes\b"
                 r"|质数|素数|无理数|無理数|方程"
             ),
+            (
+                "matri* eigen* determinant vector primes prime rational* irrational* modulo modular gcd lcm "
+                "polynomial* logarithm* factorial combinatori* permutation* sqrt square equation* inequalit* "
+                "numeros nombres primzahl* irracional irrationnel* raiz racine quadratwurzel ecuacion* gleichung* "
+                "equacao equacoes 质数 素数 无理数 無理数 方程"
+            ),
         ),
         (
             "math",
@@ -562,12 +809,14 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("
                 r"|\b(?:sin|cos|tan|cot|sec|csc|ln|exp|sqrt|arcsin|arccos|arctan|sinh|cosh|tanh)\s*\(\s*[a-z]"
             ),
+            "~ ^ + - = / (",
         ),
         (
             "math",
             "math notation",
             1.0,
             r"\\(?:frac|int|sum|sqrt|lim|prod|alpha|beta|theta|lambda|sigma|mathbb|partial|infty|cdot|leq|geq)\b",
+            "\\",  # the backslash of a LaTeX command
         ),
         # ---- constraints ---------------------------------------------------
         (
@@ -577,6 +826,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bmust\b|\bhas to\b|\bhave to\b|\brequired\b|\bmandatory\b|\bdebe\w*|\btiene que\b"
                 r"|\bdoi[ts]\b|\bdoivent\b|\bil faut\b|\bmuss\w*|\bdeve[ms]?\b|\btem que\b|\bobligatori\w*"
+            ),
+            (
+                "must has have required mandatory debe* tiene dois doit doivent il muss* deve devem deves tem "
+                "obligatori* "
+                "| must has have required mandatory debe* tiene dois doit doivent faut muss* deve devem deves tem "
+                "obligatori*"
             ),
         ),
         (
@@ -590,6 +845,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bn'utilise[z]? pas\b|\bohne .{0,30}(?:zu verwenden|zu benutzen|zu nutzen)\b"
                 r"|\bverwende keine?\b|\bsem (?:usar|utilizar)\b|\bnao use\b|不使用|不要使用|使わずに"
             ),
+            (
+                "without do don must not no only sin sans n ohne verwende sem nao 不使用 不要使用 使わずに "
+                "| without use using must allowed librar* usar utilizar utilis* employer ohne verwende 不使用 不要使用 使わずに"
+            ),
         ),
         (
             "constraints",
@@ -602,6 +861,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bnicht mehr als\b|\bgenau \d|\bpelo menos\b|\bno (?:maximo|minimo)\b|\bnao mais (?:de|que)\b"
                 r"|\bexatamente\b|至少|最多"
             ),
+            (
+                "at no exactly within under up al como exactamente au pas exactement mindestens hochstens nicht "
+                "genau pelo nao exatamente 至少 最多 "
+                "| least most than exactly within under up menos maximo minimo mas exactamente moins plus exactement "
+                "mindestens hochstens mehr genau mais exatamente 至少 最多"
+            ),
         ),
         (
             "constraints",
@@ -610,6 +875,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bo\(\s*(?:1|n|log\s*n|n\s*log\s*n|n\s*\^?\s*2|n2|m|k|v\s*\+\s*e|n\s*\+\s*m|n\s*\*\s*m|nm|mn)\s*\)"
                 r"|\blinear time\b|\bconstant (?:time|space|memory)\b|\blogarithmic time\b|\bin[- ]place\b"
+            ),
+            (
+                "o linear constant logarithmic in "
+                "| o linear constant logarithmic place"
             ),
         ),
         (
@@ -621,6 +890,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\brequisitos\b|\bcontraintes?\b|\bexigences\b|\bfrist\b|\beinschrankungen\b|\banforderungen\b"
                 r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b"
             ),
+            (
+                "budget deadline requirement* constraint* presupuesto restricciones requisitos contrainte* "
+                "exigences frist einschrankungen anforderungen orcamento restricoes prazo plazo delai"
+            ),
         ),
         # ---- requested output length --------------------------------------
         (
@@ -631,6 +904,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bessays?\b|\bensayo\b|\bdissertation\b|\baufsatz\b|\bessai\b|\bredacao\b|\bensaio\b"
                 r"|\bthesis\b|\btesis\b|\btese\b|论文|論文"
             ),
+            "essay essays ensayo dissertation aufsatz essai redacao ensaio thesis tesis tese 论文 論文",
         ),
         (
             "output_length",
@@ -643,6 +917,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bdetaillierten bericht\b|\brelatorio detalhado\b|\bplan de negocios?\b|\bplano de negocios\b"
                 r"|\bbusinessplan\b|报告|レポート"
             ),
+            (
+                "detailed full comprehensive in technical formal research white* literature business case informe "
+                "rapport detaillierten relatorio plan plano 报告 レポート "
+                "| report proposal document specification review white* paper business case informe rapport bericht "
+                "relatorio negocio* 报告 レポート"
+            ),
         ),
         (
             "output_length",
@@ -652,6 +932,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|redige[rz]?|schreibe?|verfasse|escreva"
                 r"|redija)\b[^.?!\n]{0,40}\b(?:article|blog post|chapter|report|proposal|articulo|artigo|artikel"
                 r"|informe|rapport|bericht|relatorio|capitulo|chapitre|kapitel)\b"
+            ),
+            (
+                "write draft compose escribe redacta ecris ecrivez redige* schreib* verfasse escreva redija "
+                "| article blog chapter report proposal articulo artigo artikel informe rapport bericht relatorio "
+                "capitulo chapitre kapitel"
             ),
         ),
         (
@@ -663,6 +948,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|cuento|historia|discurso|histoire"
                 r"|discours|geschichte|rede|conto)\b"
             ),
+            (
+                "write draft compose escribe redacta ecris ecrivez schreib* verfasse escreva redija "
+                "| story speech cover screenplay novel cuento historia discurso histoire discours geschichte rede "
+                "conto"
+            ),
         ),
         (
             "output_length",
@@ -673,6 +963,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bapprofondi\w*|\ben profondeur\b|\bumfassend\w*|\bausfuhrlich\w*|\babrangente\b"
                 r"|\baprofundad[oa]\b|\bexaustiv[oa]\b|详细|詳細|全面"
             ),
+            (
+                "comprehensive exhaust* in a en approfondi* umfassend* ausfuhrlich* abrangente aprofundad* exaustiv* "
+                "详细 詳細 全面 "
+                "| comprehensive exhaust* depth fondo approfondi* profondeur umfassend* ausfuhrlich* abrangente "
+                "aprofundad* exaustiv* 详细 詳細 全面"
+            ),
         ),
         (
             "output_length",
@@ -681,6 +977,10 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bdetailed\b|\bthorough(?:ly)?\b|\bin detail\b|\bdetallad[oa]\b|\ben detalle\b|\bdetaillee?s?\b"
                 r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b"
+            ),
+            (
+                "detail* thorough* in detall* en im detalh* em "
+                "| detail* thorough* detall* detalh*"
             ),
         ),
         (
@@ -691,20 +991,25 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\b(?:guide|tutorial|curriculum|lesson plan|course outline|handbook|playbook|guia|leitfaden"
                 r"|anleitung)\b"
             ),
+            "guide tutorial curriculum lesson course handbook playbook guia leitfaden anleitung",
         ),
     )
 )
 
 # Simple-task cues: only looked for in the instruction region.
 _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (label, _rx(pattern))
-    for label, pattern in (
+    (label, _rx(pattern, gate))
+    for label, pattern, gate in (
         (
             "translation",
             (
                 r"\btranslat\w*|\btraduc\w*|\btraduis\w*|\btraduire\b|\btraduza\b|\btraduzir\b|\bubersetz\w*"
                 r"|\bhow do you say\b|\bcomo se dice\b|\bcomment dit-on\b|\bwie sagt man\b|\bcomo se diz\b"
                 r"|翻译|翻訳"
+            ),
+            (
+                "translat* traduc* tradui* traduz* ubersetz* how como comment wie 翻译 翻訳 "
+                "| translat* traduc* tradui* traduz* ubersetz* you dice* dit sagt como 翻译 翻訳"
             ),
         ),
         (
@@ -716,6 +1021,12 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|errores|erros|rechtschreibung"
                 r"|grammatik|tippfehler)\b|\bortografia\b|\borthographe\b|\brechtschreibung\w*"
             ),
+            (
+                "fix correct check proofread* improve spell* corrig* corrija corregir korrig* verbessere ortografia* "
+                "orthographe* rechtschreibung* "
+                "| spelling* grammar* typo* punctuation* capitali* proofread* spell* corrig* corrija corregir "
+                "korrig* verbessere ortografia* orthographe* rechtschreibung*"
+            ),
         ),
         (
             "classification/extraction",
@@ -726,6 +1037,12 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"|\bextrae\b|\bclassifie[rz]?\b|\bextrais\b|\bextraire\b|\bstimmung\b|\bklassifiziere\w*"
                 r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|情感|情绪|感情分析"
             ),
+            (
+                "sentiment* classify* categori* positive* is extract* clasifica* extrae* extrai* stimmung* "
+                "klassifiziere* extrahiere* 情感 情绪 感情分析 "
+                "| sentiment* classify* categori* positive* negative* spam* sarcastic* toxic* offensive* extract* "
+                "clasifica* extrae* extrai* stimmung* klassifiziere* extrahiere* 情感 情绪 感情分析"
+            ),
         ),
         (
             "summarization",
@@ -733,6 +1050,7 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"\bsummari[sz]\w*|\bsummary\b|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o)\b|\bfass\w* .{0,60}\bzusammen\b"
                 r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|总结|概括|要約|まとめ"
             ),
+            "summari* tl tldr* resum* fass* zusammenfass* sintetiza* gist* 总结 概括 要約 まとめ",
         ),
         (
             "simple list",
@@ -742,6 +1060,10 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"|quatre|cinq|drei|vier|funf|quatro)\b"
                 r"|(?:^|[.!?:]\s+)(?:give me|dame|donne-moi|gib mir|me de|de-me)\s+(?:\d{1,2}|a few|some|three|four"
                 r"|five|six|seven|eight|nine|ten|tres|cuatro|cinco|trois|quatre|cinq|drei|vier|funf|quatro)\b"
+            ),
+            (
+                "list name enumerate lista nombra enumera liste nomme nenne cite give dame donne gib me de . ! ? : "
+                "| list name enumerate lista nombra enumera liste nomme nenne cite give dame donne gib me"
             ),
         ),
         (
@@ -753,6 +1075,10 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
                 r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"
             ),
+            (
+                "format convert turn rewrite reformat put sort alphabeti* in convierte rechne "
+                "| format convert turn rewrite reformat put sort alphabeti* upper* lower* convierte rechne"
+            ),
         ),
         (
             "rewording",
@@ -760,6 +1086,11 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"\b(?:rephrase|paraphrase|reword)\w*|\bmake (?:this|it) (?:more )?(?:formal|polite|casual|shorter"
                 r"|friendlier)\b|\b(?:to be|to sound|sound) (?:more |less )?(?:formal|polite|casual|professional"
                 r"|friendly)\b|\breformul\w*|\bparafrase\w*|\bumformulier\w*|\breescrev\w*"
+            ),
+            (
+                "rephrase* paraphrase* reword* make to sound reformul* parafrase* umformulier* reescrev* "
+                "| rephrase* paraphrase* reword* formal* polite* casual* shorter* friend* professional* reformul* "
+                "parafrase* umformulier* reescrev*"
             ),
         ),
     )
@@ -777,7 +1108,11 @@ _CHIT_CHAT = _rx(
     r"\bhow are you\b|\bhow's it going\b|\bwhat's up\b|\bnice to meet you\b|\bwho are you\b"
     r"|\bwhat's your name\b|\btell me a joke\b|\bhave a (?:nice|good|great) day\b|\bcomo estas\b"
     r"|\bque tal\b|\bca va\b|\bcomment (?:ca va|vas-tu|allez-vous)\b|\bwie geht(?:'s| es| ihnen)\b"
-    r"|\btudo bem\b|\bcomo vai\b|\bcomo voce esta\b|\bcome stai\b|\bкак дела\b|你好吗|お元気ですか"
+    r"|\btudo bem\b|\bcomo vai\b|\bcomo voce esta\b|\bcome stai\b|\bкак дела\b|你好吗|お元気ですか",
+    (
+        "how what nice who tell have como que ca comment wie tudo come как 你好吗 お元気ですか "
+        "| are s nice tell good great como que ca comment geht tudo come дела 你好吗 お元気ですか"
+    ),
 )
 _FACTUAL = _rx(
     r"(?:^|[.!?:]\s{1,5}|¿)[ \t\"'(¡¿*-]{0,5}"
@@ -801,48 +1136,75 @@ _BREVITY = _rx(
     r"|\ben pocas palabras\b|\bbrevemente\b|\ben une (?:phrase|ligne)\b|\ben un mot\b|\ben quelques mots\b"
     r"|\bbrievement\b|\bin einem (?:satz|wort)\b|\bin wenigen worten\b|\bkurz\b|\bem uma (?:frase|palavra)\b"
     r"|\bem poucas palavras\b|\bresumidamente\b|\bja oder nein\b|\boui ou non\b|\bsi o no\b|\bsim ou nao\b"
-    r"|一句话|简短|一言で"
+    r"|一句话|简短|一言で",
+    (
+        "in one briefly* short yes tl tldr* en brevemente* brievement* kurz* em resumidamente* ja oui si sim 一句话 简短 "
+        "一言で "
+        "| sentence* word* line* phrase* briefly* short yes tl tldr* una pocas brevemente* une un quelques "
+        "brievement* einem wenigen kurz* uma poucas resumidamente* oder oui si sim 一句话 简短 一言で"
+    ),
 )
 
 # Structural / computed cues
 # Matched against the raw text: NFKD would turn "≠" into "=" and "x²" into "x2".
 _MATH_SYMBOLS = re.compile(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩]|[a-zA-Z)\]]\s?[²³⁴ⁿ]")
-_FENCE = re.compile(r"```|~~~")
-_CODE_SYNTAX = tuple(
-    re.compile(p, re.MULTILINE)
-    for p in (
-        r"\bdef \w+\s*\(",
-        r"\bfunction[ \t]*\w*[ \t]*\([^)\n]{0,200}\)[ \t]*\{",
-        r"\bclass \w+\s*[:({]",
-        r"#include\s*<",
-        r"^[ \t]*(?:import [\w.]+|from [\w.]+ import )",
-        r"=>|->|::",
-        r"\bconsole\.log\(|\bprintf?\(|\bsystem\.out\.",
-        r"\bpublic (?:static )?(?:void|int|class|string)\b",
-        r"\bselect\s+(?:\*|[\w.]+(?:\s*,\s*[\w.]+)*)\s+from\s+\w+",
-        r"[;{][ \t]*$|^[ \t]*\}[ \t]*;?[ \t]*$",
-        r"\b(?:var|let|const) \w+\s*=",
-        r"\b\w+\.\w+\([^)\n]{0,200}\)",
-        r"==|!=|&&|\|\||\+\+",
-        r"</?[a-z][a-z0-9]{0,20}(?:\s[^>\n]{0,200})?>",
-        r"`[^`\n]{1,200}`",
-        r"^[ \t]*#!/|^[ \t]*\$ \w+",
-    )
+_MATH_SYMBOL_CHARS = re.compile(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩²³⁴ⁿ]")  # one is in every match; scans fast
+_FENCES = ("```", "~~~")  # a code block
+
+
+# Code-like syntax: each cue is one or more checks (pattern, starts, needs) and
+# fires if one of them matches. Every match of a check's pattern starts with one
+# of ``starts`` (None: at the start of a line) and contains every string of
+# ``needs``, so it is only tried where a start occurs, on texts with the needs
+# (str.find and `in` are far cheaper than a regex scan). Two cues are rewritten
+# so that their matches start with a literal, without changing whether they match:
+#   \b\w+\.\w+\( ... matches somewhere iff \.(?<=\w\.)\w+\( ... does (it starts at the dot);
+#   A|B matches somewhere iff A or B does (split into two checks).
+_Check = tuple[re.Pattern[str], tuple[str, ...] | None, tuple[str, ...]]
+
+
+def _check(pattern: str, starts: tuple[str, ...] | None, *needs: str) -> _Check:
+    if starts is None and not needs:
+        raise ValueError("a check needs starts or needs")  # the quick test in _code_and_math relies on it
+    return re.compile(pattern, re.MULTILINE), starts, needs
+
+
+_CODE_SYNTAX = (
+    (_check(r"\bdef \w+\s*\(", ("def ",), "("),),
+    (_check(r"\bfunction[ \t]*\w*[ \t]*\([^)\n]{0,200}\)[ \t]*\{", ("function",), "{"),),
+    (_check(r"\bclass \w+\s*[:({]", ("class ",)),),
+    (_check(r"#include\s*<", ("#include",)),),
+    (_check(r"^[ \t]*(?:import [\w.]+|from [\w.]+ import )", None, "import "),),
+    (_check(r"=>|->|::", ("=>", "->", "::")),),
+    (_check(r"\bconsole\.log\(|\bprintf?\(|\bsystem\.out\.", ("console.log(", "print", "system.out.")),),
+    (_check(r"\bpublic (?:static )?(?:void|int|class|string)\b", ("public ",)),),
+    (_check(r"\bselect\s+(?:\*|[\w.]+(?:\s*,\s*[\w.]+)*)\s+from\s+\w+", ("select",), "from"),),
+    (_check(r"[;{][ \t]*$", (";", "{")), _check(r"^[ \t]*\}[ \t]*;?[ \t]*$", None, "}")),
+    (_check(r"\b(?:var|let|const) \w+\s*=", ("var ", "let ", "const "), "="),),
+    (_check(r"\.(?<=\w\.)\w+\([^)\n]{0,200}\)", (".",), "(", ")"),),
+    (_check(r"==|!=|&&|\|\||\+\+", ("==", "!=", "&&", "||", "++")),),
+    (_check(r"</?[a-z][a-z0-9]{0,20}(?:\s[^>\n]{0,200})?>", ("<",), ">"),),
+    (_check(r"`[^`\n]{1,200}`", ("`",)),),
+    (_check(r"^[ \t]*#!/", None, "#!/"), _check(r"^[ \t]*\$ \w+", None, "$ ")),
 )
 _DEBUG_HINT = _rx(
     r"\b(?:error|exception|crash(?:es|ing|ed)?|bug|fix|wrong|fails?|failing|doesn't work|does not work"
-    r"|not working|broken|throws?|raises?|undefined|null)\b|\bfalla\w*|\berreur\b|\bfehler\b|\berro\b"
+    r"|not working|broken|throws?|raises?|undefined|null)\b|\bfalla\w*|\berreur\b|\bfehler\b|\berro\b",
+    "error exception crash* bug fix wrong fail* doesn does not broken throw* raise* undefined null falla* erreur "
+    "fehler erro",
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DATE = re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
 _ARITH = re.compile(r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+")
 _CALC_VERB = _rx(
     r"\b(?:calculate|compute|solve|work out|figure out|evaluate|calcula|calcule[rz]?|calcular|berechne\w*"
-    r"|rechne|resuelve|resolva|resous|resolvez)\b|计算|計算"
+    r"|rechne|resuelve|resolva|resous|resolvez)\b|计算|計算",
+    "calcul* compute solve work figure evaluate berechne* rechne resuelve resolv* resous 计算 計算",
 )
 _WORD_PROBLEM_Q = _rx(
     r"\bhow (?:many|much|long|far|fast|old)\b|\bwhat time\b|\bwhen (?:will|does|do|did)\b|\bcuant[oa]s?\b"
-    r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ"
+    r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ",
+    "how what when cuant* combien wie quant* 多少 几 何時 いくつ",
 )
 _LENGTH_ASK = _rx(
     r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?"
@@ -855,16 +1217,32 @@ _STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\
 _BULLET = re.compile(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
 _SEQ_FIRST = _rx(
     r"\b(?:first|firstly|first of all|to begin|primero|primeramente|en primer lugar|d'abord|premierement"
-    r"|tout d'abord|zuerst|erstens|zunachst|primeiro|primeiramente|em primeiro lugar)\b|首先|まず"
+    r"|tout d'abord|zuerst|erstens|zunachst|primeiro|primeiramente|em primeiro lugar)\b|首先|まず",
+    (
+        "first* to primer* primei* d tout premierement zuerst erstens zunachst en em 首先 まず "
+        "| first* begin primer* primei* abord premierement zuerst erstens zunachst 首先 まず"
+    ),
 )
 _SEQ_THEN = _rx(
     r"\b(?:then|next|after that|afterwards|finally|lastly|secondly|luego|despues|finalmente|por ultimo"
     r"|ensuite|puis|enfin|deuxiemement|dann|danach|anschliessend|schliesslich|zweitens|depois|em seguida"
-    r"|por fim)\b|然后|最后|次に"
+    r"|por fim)\b|然后|最后|次に",
+    (
+        "then next after* finally lastly secondly luego despues finalmente por ensuite puis enfin deuxiemement dann "
+        "danach anschliessend schliesslich zweitens depois em 然后 最后 次に "
+        "| then next after* finally lastly secondly luego despues finalmente ultimo ensuite puis enfin deuxiemement "
+        "dann danach anschliessend schliesslich zweitens depois seguida fim 然后 最后 次に"
+    ),
 )
 _SEQ_ALSO = _rx(
     r"\b(?:and also|also,|additionally|in addition|furthermore|moreover|as well as|y tambien|ademas"
-    r"|et aussi|de plus|en outre|und auch|ausserdem|zusatzlich|e tambem|alem disso|adicionalmente)\b|另外|此外"
+    r"|et aussi|de plus|en outre|und auch|ausserdem|zusatzlich|e tambem|alem disso|adicionalmente)\b|另外|此外",
+    (
+        "and also addition* in furthermore moreover as y ademas et de en und ausserdem zusatzlich e alem "
+        "adicionalmente 另外 此外 "
+        "| also addition* furthermore moreover well tambien ademas aussi plus outre auch ausserdem zusatzlich tambem "
+        "alem adicionalmente 另外 此外"
+    ),
 )
 
 _FEATURE_PHRASES = {
@@ -886,38 +1264,287 @@ _FEATURE_PHRASES = {
 # --------------------------------------------------------------------------
 
 
+def _is_ascii_word(s: str) -> bool:
+    """Non-empty and made only of ASCII letters, digits and "_"."""
+    return s.isascii() and s.replace("_", "a").isalnum()
+
+
+class _Keys:
+    """One group of a gate (see the comment above the cue tables)."""
+
+    __slots__ = ("names", "texts", "words4", "words6")
+
+    def __init__(self, group: str) -> None:
+        words6: set[str] = set()  # a word's first 6 characters (a shorter word: all of it)
+        words4: set[str] = set()  # a word's first 4 characters
+        texts: set[str] = set()  # text anywhere
+        for token in group.split():
+            stem = token[:-1] if token.endswith("*") else None
+            if stem is not None and _is_ascii_word(stem):
+                if len(stem) >= 6:
+                    words6.add(stem[:6])
+                elif len(stem) >= 4:
+                    words4.add(stem[:4])
+                else:
+                    raise ValueError(f"gate stem shorter than 4 characters: {token!r}")
+            elif _is_ascii_word(token):
+                words6.add(token[:6])
+            else:
+                texts.add(token[1:] if token.startswith("*") else token)
+        self.words6 = frozenset(words6)
+        self.words4 = frozenset(words4)
+        self.texts = frozenset(texts)
+        # All of them in one namespace: "word6", "word4*", "=text".
+        self.names = frozenset({*words6, *(f"{w}*" for w in words4), *(f"={t}" for t in texts)})
+
+
+class _Gate:
+    """A parsed gate: ``start`` (the first group: where matches start or, if
+    ``anywhere``, something in them) and ``more`` groups found in every match."""
+
+    __slots__ = ("anywhere", "more", "start")
+
+    def __init__(self, gate: str) -> None:
+        first, *more = gate.split(" | ")
+        self.anywhere = first.startswith("~ ")
+        self.start = _Keys(first.removeprefix("~ "))
+        self.more = tuple(map(_Keys, more))
+
+
+# Gates are looked up by id(pattern): a re.Pattern hashes its whole compiled
+# program on every hash() call, which would cost more than the gates save. The
+# patterns are module constants, so their ids never change.
+_GATE_BY_ID = {id(pattern): _Gate(gate) for pattern, gate in _GATES.items()}
+_MORE_GROUPS = {pattern_id: gate.more for pattern_id, gate in _GATE_BY_ID.items() if gate.more}
+
+
+def _by_first_group_key() -> dict[str, frozenset[int]]:
+    """Key name -> ids of the patterns whose gate's first group has it."""
+    index: dict[str, set[int]] = {}
+    for pattern_id, gate in _GATE_BY_ID.items():
+        for name in gate.start.names:
+            index.setdefault(name, set()).add(pattern_id)
+    return {name: frozenset(ids) for name, ids in index.items()}
+
+
+def _texts_by_first_char(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    grouped: dict[str, list[str]] = {}
+    for text in texts:
+        grouped.setdefault(text[0], []).append(text)
+    return {first: tuple(group) for first, group in grouped.items()}
+
+
+_BY_FIRST_GROUP_KEY = _by_first_group_key()
+_ALL_GROUPS = [keys for gate in _GATE_BY_ID.values() for keys in (gate.start, *gate.more)]
+_WORD6_KEYS = frozenset(k for keys in _ALL_GROUPS for k in keys.words6)
+_WORD4_KEYS = frozenset(k for keys in _ALL_GROUPS for k in keys.words4)
+_TEXTS = frozenset(t for keys in _ALL_GROUPS for t in keys.texts)
+_ASCII_TEXTS = tuple(text for text in _TEXTS if text.isascii())
+# Texts in other scripts, looked up only when their first character occurs.
+_OTHER_TEXTS_BY_FIRST_CHAR = _texts_by_first_char(text for text in _TEXTS if not text.isascii())
+
+
+@functools.cache
+def _other_first_chars() -> re.Pattern[str]:
+    return re.compile("[" + "".join(map(re.escape, _OTHER_TEXTS_BY_FIRST_CHAR)) + "]")
+
+
+_FIRST6 = operator.itemgetter(slice(6))
+_FIRST4 = operator.itemgetter(slice(4))
+# Every ASCII character that cannot be part of a word becomes a space, so
+# str.split() yields the words (maximal runs of ASCII letters, digits and _).
+_NON_WORD_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not _is_ascii_word(c)})
+
+_DIGIT_RUN = re.compile(r"\d(?<!\d\d)")  # the first digit of a run (a leading character class scans fast)
+
+
+def _digit_run_starts(text: str) -> list[int] | None:
+    """Where runs of digits start; None if there are so many that trying a
+    pattern at each costs more than one search of the text."""
+    if text.isascii() and not any(d in text for d in "0123456789"):
+        return []
+    starts = [m.start() for m in _DIGIT_RUN.finditer(text)]
+    return None if len(starts) * 16 > len(text) else starts
+
+
+def _matches_from(pattern: re.Pattern[str], text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that never matches the empty
+    string and can only match at one of ``starts`` (sorted)."""
+    end = 0
+    for start in starts:
+        if start >= end and (m := pattern.match(text, start)):
+            end = m.end()
+            yield m
+
+
+def _occurrences(text: str, sub: str) -> list[int]:
+    found = []
+    i = text.find(sub)
+    while i >= 0:
+        found.append(i)
+        i = text.find(sub, i + 1)
+    return found
+
+
+# Below this many characters a search costs less than working out where to try.
+_SHORT_PROSE = 128
+
+
 class _Scan:
     """Folded text (``text``), the same with quoted spans blanked (``prose``, used
-    for keyword cues) and where the instruction region is."""
+    for keyword cues), where the instruction region is, and the gate checks:
+    ``gated`` holds the ids of the gated patterns that may match the prose."""
 
-    __slots__ = ("head_end", "prose", "tail_start", "text")
+    __slots__ = (
+        "_found_texts",
+        "_found_words4",
+        "_found_words6",
+        "_key_starts",
+        "_line_starts",
+        "_lines_found",
+        "_spaced",
+        "_starts_by_id",
+        "digit_runs",
+        "gated",
+        "has_digit",
+        "head_end",
+        "prose",
+        "tail_start",
+        "text",
+    )
 
     def __init__(self, folded: str) -> None:
         if len(folded) > 2 * _MAX_SCAN:
             folded = folded[:_MAX_SCAN] + "\n" + folded[-_MAX_SCAN:]
         self.text = folded
-        self.prose = _blank_quotes(folded)
+        self.prose = prose = _blank_quotes(folded)
         n = len(folded)
         if n <= 2 * _REGION:
             self.head_end, self.tail_start = n, 0
         else:
             self.head_end, self.tail_start = _REGION, n - _REGION
+        self.digit_runs = _digit_run_starts(folded)
+        self.has_digit = self.digit_runs != []
+        self.gated = self._check_gates(prose)
+        self._key_starts: dict[str, list[int]] = {}
+        self._starts_by_id: dict[int, list[int] | None] = {}
+        self._lines_found = False
+        self._line_starts: list[int] | None = None
+
+    def _check_gates(self, prose: str) -> set[int]:
+        """Split the prose into words once, note which gate keys it has, and
+        return the ids of the gated patterns whose every gate group has one."""
+        is_ascii = prose.isascii()
+        # Other scripts turn into "?" (a separator); their keys are texts.
+        ascii_prose = prose if is_ascii else prose.encode("ascii", "replace").decode("ascii")
+        spaced = ascii_prose.translate(_NON_WORD_TO_SPACE)  # same positions as prose
+        self._spaced = f" {spaced} "  # a word starting at i has " " at index i
+        words = set(spaced.split())
+        self._found_words6 = found6 = _WORD6_KEYS.intersection(map(_FIRST6, words))
+        self._found_words4 = found4 = _WORD4_KEYS.intersection(map(_FIRST4, words))
+        texts = [t for t in _ASCII_TEXTS if t in prose]
+        if not is_ascii:
+            for first in set(_other_first_chars().findall(prose)):
+                texts.extend(t for t in _OTHER_TEXTS_BY_FIRST_CHAR[first] if t in prose)
+        self._found_texts = frozenset(texts)
+        found = {*found6, *(f"{w}*" for w in found4), *(f"={t}" for t in texts)}  # as in _Keys.names
+        gated: set[int] = set()
+        for name in found:
+            gated |= _BY_FIRST_GROUP_KEY.get(name, frozenset())
+        for pattern_id in gated & _MORE_GROUPS.keys():
+            for keys in _MORE_GROUPS[pattern_id]:
+                if keys.names.isdisjoint(found):
+                    gated.discard(pattern_id)
+                    break
+        return gated
+
+    def line_starts(self) -> list[int] | None:
+        """Where the lines of ``text`` start; None if there are so many that
+        trying a pattern at each costs more than one search."""
+        if not self._lines_found:
+            starts = [0, *(i + 1 for i in _occurrences(self.text, "\n"))]
+            self._line_starts = None if len(starts) * 24 > len(self.text) else starts
+            self._lines_found = True
+        return self._line_starts
+
+    def _word_starts(self, needle: str) -> list[int]:
+        """Positions in prose of ``needle`` (" key" or " key ") in the spaced words."""
+        starts = self._key_starts.get(needle)
+        if starts is None:
+            starts = self._key_starts[needle] = _occurrences(self._spaced, needle)
+        return starts
+
+    def _starts(self, pattern_id: int) -> list[int] | None:
+        """Sorted positions where a match of the gated pattern can start (where
+        one of its gate words starts), or None to search everywhere."""
+        if pattern_id in self._starts_by_id:
+            return self._starts_by_id[pattern_id]
+        gate = _GATE_BY_ID[pattern_id]
+        result = None
+        if not gate.anywhere:
+            keys = gate.start
+            starts: set[int] = set()
+            for key in keys.words6 & self._found_words6:
+                starts.update(self._word_starts(f" {key} " if len(key) < 6 else f" {key}"))
+            for key in keys.words4 & self._found_words4:
+                starts.update(self._word_starts(f" {key}"))
+            for text in keys.texts & self._found_texts:
+                starts.update(_occurrences(self.prose, text))
+            if len(starts) * 24 <= len(self.prose):  # else the tries cost more than a search
+                result = sorted(starts)
+        self._starts_by_id[pattern_id] = result
+        return result
+
+    def search(self, pattern: re.Pattern[str], pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+        """``pattern.search(self.prose, pos, endpos)`` for a gated pattern."""
+        pattern_id = id(pattern)
+        if pattern_id not in self.gated:
+            return None
+        prose = self.prose
+        end = len(prose) if endpos is None else endpos
+        starts = None if len(prose) < _SHORT_PROSE else self._starts(pattern_id)
+        if starts is None:
+            return pattern.search(prose, pos, end)
+        for start in starts:
+            if start > end:
+                break
+            if start >= pos and (m := pattern.match(prose, start, end)):
+                return m
+        return None
 
     def strength(self, pattern: re.Pattern[str]) -> float:
         """1.0 if the pattern matches in the instruction region, 0.5 if only in
         the body, 0.0 if nowhere."""
-        m = pattern.search(self.prose)
+        m = self.search(pattern)
         if m is None:
             return 0.0
-        if m.start() < self.head_end or pattern.search(self.prose, self.tail_start) is not None:
+        if m.start() < self.head_end or self.search(pattern, self.tail_start) is not None:
             return 1.0
         return 0.5
 
     def in_region(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
-        m = pattern.search(self.prose, 0, self.head_end)
+        m = self.search(pattern, 0, self.head_end)
         if m is None and self.tail_start:
-            m = pattern.search(self.prose, self.tail_start)
+            m = self.search(pattern, self.tail_start)
         return m
+
+    def near_digits(self, pattern: re.Pattern[str], lead: tuple[int, ...] = (0,)) -> Iterator[re.Match[str]]:
+        """``pattern.finditer(self.text)`` for a pattern whose matches start
+        ``lead`` characters before the first digit of a run, and are not empty."""
+        if self.digit_runs is None:
+            return pattern.finditer(self.text)
+        starts = self.digit_runs if lead == (0,) else sorted({max(s - k, 0) for s in self.digit_runs for k in lead})
+        return _matches_from(pattern, self.text, starts)
+
+    def all_matches(self, pattern: re.Pattern[str]) -> list[str]:
+        """``pattern.findall(self.prose)`` for a gated pattern without groups
+        that never matches the empty string."""
+        found = []
+        m = self.search(pattern)
+        while m is not None:
+            found.append(m.group(0))
+            m = self.search(pattern, m.end())
+        return found
 
 
 class _Labels:
@@ -949,7 +1576,9 @@ def _parse_int(raw: str) -> int | None:
 def _length_asks(scan: _Scan, labels: _Labels) -> bool:
     """Word/page/paragraph/sentence counts. Returns True if a brevity count fired."""
     brief = False
-    for m in _LENGTH_ASK.finditer(scan.text):
+    if not scan.has_digit:  # every count has digits
+        return brief
+    for m in scan.near_digits(_LENGTH_ASK):  # a count starts with its first digit
         n = _parse_int(m.group(1))
         if n is None or n == 0:
             continue
@@ -983,58 +1612,136 @@ def _length_asks(scan: _Scan, labels: _Labels) -> bool:
     return brief
 
 
+def _search_folded(scan: _Scan, pattern: re.Pattern[str], folded: str) -> bool:
+    """Whether ``pattern`` (gated) matches ``folded``, a text without quoted spans
+    blanked: through the gate if nothing was blanked (the words are the same)."""
+    if folded is scan.prose or folded == scan.prose:
+        return scan.search(pattern) is not None
+    return pattern.search(folded) is not None
+
+
+def _code_check(
+    scan: _Scan, pattern: re.Pattern[str], starts: tuple[str, ...] | None, needs: tuple[str, ...]
+) -> bool:
+    """Whether ``pattern`` matches ``scan.text``, knowing where its matches start and what they contain."""
+    text = scan.text
+    for need in needs:
+        if need not in text:
+            return False
+    if starts is None:
+        positions = scan.line_starts()
+    else:
+        positions = []
+        for start in starts:
+            if start in text:
+                positions += _occurrences(text, start)
+        if len(positions) * 24 > len(text):  # so many tries cost more than a search
+            positions = None
+    if positions is None:
+        return pattern.search(text) is not None
+    return any(pattern.match(text, i) for i in positions)
+
+
+def _has_math_symbol(raw: str) -> bool:
+    return not raw.isascii() and _MATH_SYMBOL_CHARS.search(raw) is not None and _MATH_SYMBOLS.search(raw) is not None
+
+
 def _code_and_math(raw: str, scan: _Scan, labels: _Labels) -> None:
     text = scan.text
-    if _MATH_SYMBOLS.search(raw[:_MAX_SCAN]) or _MATH_SYMBOLS.search(raw[-_MAX_SCAN:]):
+    # Every math symbol is non-ASCII, so ASCII text cannot have one.
+    if _has_math_symbol(raw[:_MAX_SCAN]) or (len(raw) > _MAX_SCAN and _has_math_symbol(raw[-_MAX_SCAN:])):
         labels.add("math", "math notation", 1.0)
-    has_fence = _FENCE.search(text) is not None
+    has_fence = _FENCES[0] in text or _FENCES[1] in text
     if has_fence:
         labels.add("code", "code block", 1.0)
-    syntax_hits = sum(1 for p in _CODE_SYNTAX if p.search(text))
+    syntax_hits = 0
+    for checks in _CODE_SYNTAX:
+        for pattern, starts, needs in checks:
+            # Cheap first test inline: the first need, or one of the starts.
+            for s in needs[:1] or starts or ():
+                if s in text:
+                    break
+            else:
+                continue
+            if _code_check(scan, pattern, starts, needs):
+                syntax_hits += 1
+                break
     if syntax_hits:
         labels.add("code", "code syntax", min(1.0, 0.5 * syntax_hits))
     code_present = has_fence or syntax_hits >= 2
-    if code_present and _DEBUG_HINT.search(text):
+    if code_present and _search_folded(scan, _DEBUG_HINT, text):
         labels.add("code", "debugging", 1.0)
 
-    undated = _DATE.sub(" ", text)
-    numbers = _NUMBER.findall(undated)
-    nontrivial_numbers = len(numbers) >= 3 or any(
-        len(n.replace(",", "").replace(".", "")) >= 3 or "." in n for n in numbers
-    )
-    for m in _ARITH.finditer(undated):
-        operands = _NUMBER.findall(m.group(0))
-        if (
-            len(operands) >= 3
-            or "^" in m.group(0)
-            or any(len(o.replace(",", "").replace(".", "")) >= 3 or "." in o for o in operands)
-        ):
-            labels.add("math", "non-trivial arithmetic", 1.5)
-            break
+    if not scan.has_digit:  # no numbers: no arithmetic, calculation or word problem
+        return
+    # Dates, numbers and arithmetic all start with the first digit of a run.
+    if next(scan.near_digits(_DATE), None) is None:
+        undated = text
+        numbers = [m.group(0) for m in scan.near_digits(_NUMBER)]
+        arithmetic = scan.near_digits(_ARITH)
+    else:  # positions move: search the undated text in full
+        undated = _DATE.sub(" ", text)
+        numbers = _NUMBER.findall(undated)
+        arithmetic = _ARITH.finditer(undated)
+    # Arithmetic needs an operator between two numbers.
+    if any(op in undated for op in "+*/×÷^%-"):
+        for m in arithmetic:
+            operands = _NUMBER.findall(m.group(0))
+            if (
+                len(operands) >= 3
+                or "^" in m.group(0)
+                or any(len(o.replace(",", "").replace(".", "")) >= 3 or "." in o for o in operands)
+            ):
+                labels.add("math", "non-trivial arithmetic", 1.5)
+                break
+    if not numbers:
+        return
     calc = scan.strength(_CALC_VERB)
-    if calc and numbers:
+    if calc:
+        nontrivial_numbers = len(numbers) >= 3 or any(
+            len(n.replace(",", "").replace(".", "")) >= 3 or "." in n for n in numbers
+        )
         labels.add("math", "calculation", calc * (1.0 if nontrivial_numbers else 0.5))
-    if len(numbers) >= 3 and _WORD_PROBLEM_Q.search(undated):
+    if len(numbers) >= 3 and _search_folded(scan, _WORD_PROBLEM_Q, undated):
         labels.add("math", "word problem", 1.5)
+
+
+def _count_at_line_starts(scan: _Scan, pattern: re.Pattern[str]) -> int:
+    """``len(pattern.findall(scan.text))`` for a non-empty pattern starting with ^."""
+    starts = scan.line_starts()
+    if starts is None:
+        return len(pattern.findall(scan.text))
+    return sum(1 for _ in _matches_from(pattern, scan.text, starts))
 
 
 def _multi_part(scan: _Scan, labels: _Labels) -> None:
     text = scan.text
-    numbered = max(len(_NUMBERED_LINE.findall(text)), len(_NUMBERED_INLINE.findall(text)), len(_STEP_N.findall(text)))
+    # A count only matters from 2 (numbered) or 3 (bullets) up. Line-anchored
+    # items need that many lines, numbers need a digit.
+    newlines = text.count("\n")
+    numbered = max(
+        _count_at_line_starts(scan, _NUMBERED_LINE) if newlines else 0,
+        # "(1) " starts 1-2 characters before its digit, "schritt 2" 5-8.
+        sum(1 for _ in scan.near_digits(_NUMBERED_INLINE, (1, 2))) if ")" in text else 0,
+        sum(1 for _ in scan.near_digits(_STEP_N, (5, 6, 8))),
+    )
     if numbered >= 2:
         labels.add("multi_part", f"{numbered} numbered items", min(numbered, 5) * 0.4)
-    bullets = len(_BULLET.findall(text))
+    bullets = _count_at_line_starts(scan, _BULLET) if newlines >= 2 else 0
     if bullets >= 3:
         labels.add("multi_part", f"{bullets} bullet points", 0.5)
     prose = scan.prose
     questions = prose.count("?")
     if questions >= 2:
         labels.add("multi_part", f"{questions} questions", min(1.5, (questions - 1) * 0.5))
-    if _SEQ_FIRST.search(prose) and _SEQ_THEN.search(prose):
+    if scan.search(_SEQ_FIRST) and scan.search(_SEQ_THEN):
         labels.add("multi_part", "sequenced steps", 1.0)
-    also = len(set(_SEQ_ALSO.findall(prose)))
+    also = len(set(scan.all_matches(_SEQ_ALSO)))
     if also:
         labels.add("multi_part", "additional asks", min(1.0, 0.5 * also))
+
+
+_KEYWORD_CUE_INDEX = {id(pattern): i for i, (_, _, _, pattern) in enumerate(_KEYWORD_CUES)}
 
 
 def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
@@ -1042,7 +1749,9 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     scan = _Scan(_fold(text))
     labels = _Labels()
 
-    for feature, label, strength, pattern in _KEYWORD_CUES:
+    # Only the cues whose gate passed, in table order (the order of the reasons).
+    for i in sorted(_KEYWORD_CUE_INDEX[g] for g in scan.gated if g in _KEYWORD_CUE_INDEX):
+        feature, label, strength, pattern = _KEYWORD_CUES[i]
         labels.add(feature, label, strength * scan.strength(pattern))
     _code_and_math(text, scan, labels)
     _multi_part(scan, labels)
@@ -1053,13 +1762,14 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
         values["length"] = 0.0
     else:
         values["length"] = min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
+    by_feature = labels.by_feature
     for feature in ("reasoning", "multi_part", "code", "math", "constraints", "output_length"):
-        values[feature] = labels.value(feature)
+        values[feature] = labels.value(feature) if feature in by_feature else 0.0
 
     # Simple signals (0/1), recorded as labels for the reasons.
-    original = _fold(text[:_REGION])
+    original = scan.text if len(text) <= _REGION else _fold(text[:_REGION])
     greet = _GREETING.search(original)
-    chat = _CHIT_CHAT.search(scan.prose, 0, scan.head_end)
+    chat = scan.search(_CHIT_CHAT, 0, scan.head_end)
     if greet or chat:
         labels.add("chit_chat", (greet or chat).group(0).strip(" \t\n!,.?¡¿"), 1.0)  # type: ignore[union-attr]
         values["chit_chat"] = 1.0 if tokens <= _SHORT_PROMPT else 0.5
@@ -1069,7 +1779,7 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
             labels.add("factual_lookup", fact.group(0).strip(" \t\n.!?:¿"), 1.0)
             values["factual_lookup"] = 1.0
     for label, pattern in _SIMPLE_TASK_CUES:
-        if scan.in_region(pattern):
+        if id(pattern) in scan.gated and scan.in_region(pattern):
             labels.add("simple_task", label, 1.0)
     if labels.names("simple_task"):
         values["simple_task"] = 1.0
