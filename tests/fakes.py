@@ -8,6 +8,16 @@ from dataclasses import replace
 from harpoon.adapters.breakers import BreakerRecord
 
 
+class Clock:
+    """A clock the test moves by hand (`clock.now = ...`)."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
 class FakeBreakerRepo:
     """In-memory breaker table with DynamoDB's version-conditional writes."""
 

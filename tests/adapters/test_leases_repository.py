@@ -10,23 +10,15 @@ from moto import mock_aws
 from harpoon.adapters.leases import EXPIRY_SHARDS, LeasePolicy, LeaseRepository
 from harpoon.errors import LeaseConflictError, LeaseLostError, RequestAlreadyRunError, RequestInFlightError
 from local.ddb_atomic import serialise_writes
-from tests.fakes import at_once, template_table
+from tests.fakes import Clock, at_once, template_table
 
 REQ = {"pool_id": "p", "model": "m", "requirements": {"min_vram_mb": 1}, "duration_seconds": 300}
 POLICY = LeasePolicy(lease_ttl_seconds=120, reconcile_after_seconds=60, retention_seconds=1000, sweep_retry_seconds=60)
 
 
-class Clock:
-    def __init__(self, now=1000):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(1000)
 
 
 @pytest.fixture

@@ -7,17 +7,9 @@ import pytest
 
 from harpoon.adapters.breakers import CLOSED, HALF_OPEN, OPEN
 from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
-from tests.fakes import FakeBreakerRepo, at_once
+from tests.fakes import Clock, FakeBreakerRepo, at_once
 
 B = "gpu-pool-1#qwen-30b"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def allocate(
         tenant_id=inp.tenant_id,
     )
     if lease.status == ACTIVE:  # a retry after the first run had finished
-        return _output_from_lease(lease, primary.id, started)
+        return _output_from_lease(lease, primary, started)
 
     # Resume where an earlier attempt stopped (it may have moved to a fallback).
     ids = [spec.id for spec in chain]
@@ -121,7 +121,7 @@ def allocate(
         if warm_enabled and not replaying:
             warm = _claim_warm(leases, inp, spec, pool_id, skipped, key)
             if warm is not None:
-                return _output(inp.request_id, spec, primary, pool_id, skipped, warm, started, tenant_id=inp.tenant_id)
+                return _output(inp.request_id, spec.id, primary, pool_id, skipped, warm, started, tenant_id=inp.tenant_id)
         if spec.id != lease.model:
             leases.retarget(inp.request_id, model=spec.id, idempotency_key=key, request=request_for(spec),
                             reason="; ".join(skipped))
@@ -240,18 +240,18 @@ def _activate(leases, hostedai, inp: AllocateInput, spec: ModelSpec, primary: Mo
         _release_quietly(hostedai, allocation.allocation_id)
         raise
     got = Allocated(allocation.allocation_id, allocation.assigned_gpu, expires_at, lease_expires)
-    return _output(inp.request_id, spec, primary, pool_id, skipped, got, started, tenant_id=inp.tenant_id)
+    return _output(inp.request_id, spec.id, primary, pool_id, skipped, got, started, tenant_id=inp.tenant_id)
 
 
-def _output(request_id: str, spec: ModelSpec, primary: ModelSpec, pool_id: str, skipped: list[str], got: Allocated,
+def _output(request_id: str, model: str, primary: ModelSpec, pool_id: str, skipped: list[str], got: Allocated,
             started: float, *, tenant_id: str = DEFAULT_TENANT) -> AllocateOutput:
-    degraded = spec.id != primary.id
+    degraded = model != primary.id
     return AllocateOutput(
         lease_id=request_id,
         allocation_id=got.allocation_id,
         assigned_gpu=got.assigned_gpu,
         pool_id=pool_id,
-        model=spec.id,
+        model=model,
         tenant_id=tenant_id,
         degraded=degraded,
         reason=("; ".join(skipped) or "fallback chosen by an earlier attempt") if degraded else None,
@@ -262,22 +262,11 @@ def _output(request_id: str, spec: ModelSpec, primary: ModelSpec, pool_id: str, 
     )
 
 
-def _output_from_lease(lease: Lease, primary: str, started: float) -> AllocateOutput:
-    degraded = lease.model != primary
-    return AllocateOutput(
-        lease_id=lease.lease_id,
-        allocation_id=lease.allocation_id,
-        assigned_gpu=lease.assigned_gpu,
-        pool_id=lease.pool_id,
-        model=lease.model,
-        tenant_id=lease.tenant_id,
-        degraded=degraded,
-        reason=(lease.route_reason or "fallback chosen by an earlier attempt") if degraded else None,
-        expires_at=iso(lease.allocation_expires_at),
-        lease_expires_at=lease.lease_expires_at,
-        warm=lease.warm,
-        elapsed_ms=ms_since(started),
-    )
+def _output_from_lease(lease: Lease, primary: ModelSpec, started: float) -> AllocateOutput:
+    got = Allocated(lease.allocation_id, lease.assigned_gpu, lease.allocation_expires_at, lease.lease_expires_at,
+                    warm=lease.warm)
+    return _output(lease.lease_id, lease.model, primary, lease.pool_id, [lease.route_reason] if lease.route_reason else [],
+                   got, started, tenant_id=lease.tenant_id)
 
 
 def _release_quietly(hostedai: HostedAIClient, allocation_id: str) -> None:
