@@ -14,7 +14,6 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 RUNS = 40
 
@@ -23,7 +22,6 @@ def measure(runs: int = RUNS) -> list[list[object]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from bench.ports import free_port
     from harpoon.adapters.hostedai import HostedAIClient
     from harpoon.adapters.leases import LeasePolicy, LeaseRepository
     from harpoon.catalog import load_catalog
@@ -32,10 +30,9 @@ def measure(runs: int = RUNS) -> list[list[object]]:
     from harpoon.domain.infer import infer
     from harpoon.domain.release import release
     from harpoon.models import AllocateInput, InferInput, ReleaseInput
+    from local.chaos import free_port
     from local.emulator import run_in_thread
-    from local.provision import TABLE_KEYS
-    from local.template import load_yaml
-    from tests.fakes import FakeBreakerRepo
+    from tests.fakes import FakeBreakerRepo, template_table
 
     import logging
 
@@ -47,8 +44,7 @@ def measure(runs: int = RUNS) -> list[list[object]]:
     try:
         ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
-        props = load_yaml(Path(__file__).resolve().parents[1] / "template.yaml")["Resources"]["LeasesTable"]["Properties"]
-        ddb.create_table(TableName="bench-leases", **{k: v for k, v in props.items() if k in TABLE_KEYS})
+        template_table("LeasesTable", "bench-leases", ddb)
         leases = LeaseRepository("bench-leases", ddb, policy=LeasePolicy())
         hostedai = HostedAIClient(emulator.base_url, api_key=lambda refresh=False: "bench-key")
         breaker = CircuitBreaker(FakeBreakerRepo(), BreakerConfig(cache_seconds=0))

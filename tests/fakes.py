@@ -71,8 +71,9 @@ def dynamodb_table(name: str, key: str) -> None:
         KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
 
 
-def template_table(logical_id: str, name: str) -> None:
-    """Create a table exactly as template.yaml declares it, indexes included (inside mock_aws)."""
+def template_table(logical_id: str, name: str, client=None) -> None:
+    """Create a table exactly as template.yaml declares it, indexes included
+    (with `client`, or a default boto3 client inside mock_aws)."""
     from pathlib import Path
 
     import boto3
@@ -81,4 +82,5 @@ def template_table(logical_id: str, name: str) -> None:
     from local.template import load_yaml
 
     props = load_yaml(Path(__file__).resolve().parents[1] / "template.yaml")["Resources"][logical_id]["Properties"]
-    boto3.client("dynamodb").create_table(TableName=name, **{k: v for k, v in props.items() if k in TABLE_KEYS})
+    (client or boto3.client("dynamodb")).create_table(TableName=name,
+                                                      **{k: v for k, v in props.items() if k in TABLE_KEYS})

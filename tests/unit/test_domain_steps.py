@@ -376,19 +376,12 @@ def test_release_gives_the_gpu_back_and_closes_the_lease():
     assert hostedai.calls == [("release", "a-1")] and leases.events == [("released",)]
 
 
-def test_release_failure_flags_the_lease_and_raises_for_the_retry():
+@pytest.mark.parametrize("error", [UpstreamUnavailableError("down"), ConfigurationError("secret unreadable")])
+def test_any_release_failure_flags_the_lease_and_raises_for_the_retry(error):
     leases = FakeLeases()
-    with pytest.raises(UpstreamUnavailableError):
+    with pytest.raises(type(error)):
         release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
-                hostedai=FakeHostedAI(error=UpstreamUnavailableError("down")))
-    assert leases.events == [("releasing",)]
-
-
-def test_any_release_failure_flags_the_lease():
-    leases = FakeLeases()
-    with pytest.raises(ConfigurationError):
-        release(ReleaseInput(request_id="req-1", allocation=allocation()), leases=leases,
-                hostedai=FakeHostedAI(error=ConfigurationError("secret unreadable")))
+                hostedai=FakeHostedAI(error=error))
     assert leases.events == [("releasing",)]
 
 

@@ -79,11 +79,11 @@ def process() -> Response:
     started = time.perf_counter()
     headers = app.current_event.headers
     request = parse_process_request(headers.get("content-type"), _raw_body())
-    resolve_model_choice(request)  # 400 before any work if the choice cannot be served
+    choice = resolve_model_choice(request)  # 400 before any work if the choice cannot be served
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
     if idempotency_key is None:
-        body = run_request(request, started)
+        body = run_request(request, started, choice=choice)
         replayed = False
     else:
         from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_once
@@ -96,7 +96,7 @@ def process() -> Response:
                 # The request id (and execution name) follows from the key and
                 # body: a retry after a 504 finds the first execution instead
                 # of running a second one.
-                run=lambda: run_request(request, started, idempotent_request_id(idempotency_key, request)),
+                run=lambda: run_request(request, started, idempotent_request_id(idempotency_key, request), choice=choice),
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
             )
@@ -121,9 +121,12 @@ def process() -> Response:
     return Response(200, "application/json", json.dumps(body), headers=response_headers)
 
 
-def run_request(request: ProcessRequest, started: float, request_id: str | None = None) -> dict:
-    """Run the workflow for a validated request: the success body, or ApiError."""
+def run_request(request: ProcessRequest, started: float, request_id: str | None = None, *,
+                choice: dict | None = None) -> dict:
+    """Run the workflow for a validated request: the success body, or ApiError.
+    `choice` is the request's resolved model choice (resolved here if absent)."""
     base_id = request_id or "req-" + uuid.uuid4().hex
+    choice = choice if choice is not None else resolve_model_choice(request)
     settings = get_settings()
     runner = _runner()
     try:
@@ -134,7 +137,7 @@ def run_request(request: ProcessRequest, started: float, request_id: str | None 
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
             logger.append_keys(request_id=request_id)
             workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
-                                           **resolve_model_choice(request))
+                                           **choice)
             result = runner.run(
                 request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
             )
