@@ -54,8 +54,9 @@ chaos: $(VENV)/.installed
 # One reclaim sweep now, in the stack `make local` is running (HORIZON=s also
 # takes leases due within s seconds, e.g. idle warm GPUs).
 HORIZON ?= 0
+API_URL ?= http://127.0.0.1:3000
 sweep: $(VENV)/.installed
-	$(PY) -m local.sweep --horizon $(HORIZON)
+	$(PY) -m local.sweep --horizon $(HORIZON) --api-url $(API_URL)
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
