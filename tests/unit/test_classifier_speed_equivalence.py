@@ -154,6 +154,28 @@ EXTRA = [
     "12345678 words", "step 2", "paso 3", "schritt 4", "(1) first (2) second", "1) a 2) b 3) c",
     "1. Read it.\n2. List risks.\n3. Fix them.", "- one\n- two\n- three\n- four", "a) apples\nb) pears",
     "i. one\nii. two", "What? Why? How?",
+    # cues added with the routing evaluation set
+    "Logic puzzle: who owns the fish?", "Find the fake coin in 3 weighings.", "shortest sequence of moves",
+    "Solve this riddle for me", "brainteaser", "un acertijo", "une énigme", "ein Rätsel", "谜题", "パズル",
+    "Reason it out.", "Show the deduction.", "show me how you got it", "check each case", "順を追って説明して",
+    "一步步来", "Zeig, dass n gerade ist.", "Show that every integer n > 1 has a prime factorization.",
+    "証明の中身", "请证明这个结论", "を証明してください", "。证明：", "サイコロの確率を導出して", "推导公式",
+    "Implement insertion in C.", "Build a Lisp interpreter in Python", "Schreib einen Sudoku-Löser in Haskell.",
+    "Make a song in C major", "用Python写一个爬虫", "Rustで書いてください", "a thread-safe red-black tree",
+    "比较一下这两个方案", "天气比较热", "Break it down for me", "average annual growth rate", "compound interest",
+    "Diséñame un plan semana a semana", "Hazme una rutina", "week-by-week schedule",
+    "migrate the monolith to microservices", "計画を立ててください", "制定一个学习计划", "予算は800万円",
+    "Compose a long narrative poem (at least 60 lines).", "a multi-section user manual", "Long story short, no.",
+    "un long poème", "写一篇科幻小说", "短編小説を書いてください", "長編", "3 000 mots", "1万字", "500字", "100字以内",
+    "about 20 lines", "错别字", "誤字脱字を直して", "Condense these notes", "boil it down", "key takeaways",
+    "just the definition", "solo la definición", "in a couple of lines", "no need for examples", "要らないです",
+    "into 3 bullet points", "c'est qui qui a démontré le théorème", "qui a démontré", "ポアンカレ予想は誰",
+    "Hello! Could you please help me design a database schema for a veterinary clinic with appointments?",
+    "Store A: 10, 20, 30. Which store is best?", "Is he right? It grew 20%, fell 20%, grew 10%.",
+    "What is the net change after +20%, -20% and +10%?",
+    "Summarize this:\n\n" + "The council met on Monday to discuss the budget and the new library. " * 4
+    + "\n\nWhich items were approved?",
+    'Fix the grammar only: "' + "We evaluates the algorithm on three benchmark and shows it analyze data. " * 5 + '"',
     # odd characters
     "ﬁnd the ﬁle", "Straße und Maß", "İstanbul", "\u212a kelvin", "がぎぐげご", "ｆｕｌｌｗｉｄｔｈ １２３",
     "e\u0301te\u0301", "naïve café résumé", "Ærø œuvre", "ŉ ǰ", "\u00a0nbsp\u00a0", "zero\u200bwidth", "line\u2028sep",
@@ -258,7 +280,7 @@ def _long(rng: random.Random, size: int) -> str:
 
 
 def corpus() -> list[str]:
-    """The fixed corpus (the same list on every run; test_golden_file_matches_this_corpus checks)."""
+    """The fixed corpus: the same list on every run (seeded RNG)."""
     rng = random.Random(20240607)
     shuffled = rng.sample(PHRASES, len(PHRASES))  # every phrase once, four to a prompt
     prompts = [
@@ -725,10 +747,11 @@ def test_gated_search_equals_plain_search() -> None:
         (clf._NUMBER, (0,)),
         (clf._ARITH, (0,)),
         (clf._LENGTH_ASK, (0,)),
+        (clf._CJK_LENGTH_ASK, (0,)),
         (clf._NUMBERED_INLINE, (1, 2)),
         (clf._STEP_N, (5, 6, 8)),
     ],
-    ids=["date", "number", "arith", "length", "numbered", "step"],
+    ids=["date", "number", "arith", "length", "cjk-length", "numbered", "step"],
 )
 def test_digit_anchored_search_equals_finditer(pattern: re.Pattern[str], lead: tuple[int, ...]) -> None:
     for text in _TEXTS:
@@ -753,7 +776,7 @@ _PLAIN_CODE_SYNTAX = [
     r"^[ \t]*#!/|^[ \t]*\$ \w+",
 ]
 _PLAIN_QUOTED = re.compile(
-    r"(?<!\w)'[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,300}\"|«[^»\n]{1,300}»|`[^`\n]{1,300}`|「[^」\n]{1,300}」"
+    r"(?<!\w)'[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,3000}\"|«[^»\n]{1,3000}»|`[^`\n]{1,300}`|「[^」\n]{1,3000}」"
 )
 
 

@@ -153,6 +153,8 @@ FEATURE_WEIGHTS = MappingProxyType(
 )
 
 _STRONG_FEATURES = ("reasoning", "code", "math", "output_length")
+_POSITIVE_FEATURES = ("reasoning", "multi_part", "code", "math", "constraints", "output_length")
+_GREETING_TAIL = 12  # tokens after a greeting beyond which it is an opening, not small talk
 _LABEL_CAP = 2.0  # summed label strength at which a positive feature saturates
 
 _LENGTH_FLOOR = 48  # tokens: below this, length contributes nothing
@@ -180,7 +182,7 @@ class Classification:
 # ('(?<!\w')... is (?<!\w)'... with the check after the quote, so that every
 # alternative starts with a quote character and the engine scans for those fast.)
 _QUOTED = re.compile(
-    r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,300}\"|«[^»\n]{1,300}»|`[^`\n]{1,300}`|「[^」\n]{1,300}」"
+    r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,3000}\"|«[^»\n]{1,3000}»|`[^`\n]{1,300}`|「[^」\n]{1,3000}」"
 )
 _QUOTE_OPENERS = ("'", '"', "«", "`", "「")  # every _QUOTED span starts with one of these
 
@@ -346,6 +348,12 @@ def _rx(pattern: str, gate: str | None = None) -> re.Pattern[str]:
     return compiled
 
 
+# "Show that ..." is a proof request when the prompt is about math (see _features).
+_SHOW_THAT_SOURCE = (
+    r"\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeig(?:e|en|t)?,? (?:sie,? |mir,? )?dass\b|\bmostre que\b"
+)
+_SHOW_THAT_GATE = "show muestra montre* zeig* mostre | that que dass"
+
 # Rows are (feature, label, strength, pattern, gate); the gate goes to _GATES.
 _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
     (feature, label, strength, _rx(pattern, gate))
@@ -357,13 +365,13 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             1.0,
             (
                 r"\bprove\b|\bproofs? (?:that|of)\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b"
-                r"|\bdemostracion\b|\bprueb[ae] que\b|\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b|\bbeweis(?:e|en|t)?\b"
-                r"|\bdemonstr(?:e|ar|acao)\b|\bprov[ea] que\b|\bdimostr(?:a|are|azione)\b|\bдокаж\w*"
-                r"|\bдоказа\w*|证明|証明"
+                r"|\bprueb[ae] que\b|(?<!\ba )(?<!\bont )(?<!\bete )(?:\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b)"
+                r"|\bbeweis(?:e|en|t)?\b|\bdemonstr(?:e|ar)\b|\bprov[ea] que\b|\bdimostr(?:a|are)\b|\bдокаж\w*"
+                r"|请证明|试证|求证|を証明|証明(?:して|せよ|しなさい)"
             ),
             (
-                "prove proof proofs demonstrate demuestra demuestre demostrar demostracion prueba pruebe demontr* "
-                "prouve* beweis* demonstr* prova dimostr* докаж доказа 证明 証明"
+                "prove proof proofs demonstrate demuestra demuestre demostrar prueba pruebe demontr* "
+                "prouve* beweis* demonstr* prova dimostr* докаж 请证明 试证 求证 を証明 証明"
             ),
         ),
         (
@@ -371,10 +379,23 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "proof",
             0.5,
             (
-                r"\bproofs?\b|\bshow that\b|\bmuestra que\b|\bmontre[rz]? que\b|\bzeigen?,? (?:sie,? )?dass\b"
-                r"|\bmostre que\b"
+                r"\bproofs?\b|\bdemostracion\b|\bdemonstracao\b|\bdimostrazione\b|\bдоказа\w*|证明|証明"
             ),
-            "proof proofs show muestra montre* zeige zeigen mostre",
+            "proof proofs demostracion demonstracao dimostrazione доказа 证明 証明",
+        ),
+        (
+            "reasoning",
+            "proof",
+            0.5,
+            _SHOW_THAT_SOURCE,
+            _SHOW_THAT_GATE,
+        ),
+        (
+            "reasoning",
+            "proof",
+            1.0,
+            r"(?:^|(?<=[。！？，,.!?:：\s]))证明",
+            "~ 证明",
         ),
         (
             "reasoning",
@@ -387,8 +408,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "reasoning",
             "derivation",
             1.0,
-            r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b",
-            "derive deriva herleit* deduce",
+            r"\bderive\b|\bderiva\b|\bderivar\b|\bderive[rz]\b|\bherleit\w*|\bdeduce\b|導出|推导|推導",
+            "derive deriva herleit* deduce 導出 推导 推導",
         ),
         (
             "reasoning",
@@ -397,16 +418,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"step[- ]by[- ]step|\bpaso a paso\b|\betape par etape\b|\bschritt fur schritt\b"
                 r"|\bpasso a passo\b|\bpasso dopo passo\b|\bшаг за шагом\b|一步一步|逐步|ステップバイステップ|段階的に"
-                r"|\bshow (?:your|all|the|each|all the) (?:work|steps|reasoning|calculations?)\b"
-                r"|\b(?:explain|justify|show) each step\b|\bchain of thought\b"
+                r"|\bshow (?:your|all|the|each|all the|me the|us the) (?:work|working|steps|reasoning|calculations?"
+                r"|deduction|derivation|logic|math)\b|\bshow (?:me |us )?how you\b"
+                r"|\b(?:explain|justify|show|check) each (?:step|case)\b|\bchain of thought\b"
+                r"|\breason (?:it out|through)\b|\bthink (?:it|this) through\b"
+                r"|\bexplain your (?:reasoning|logic|thinking)\b|\bwith (?:full |detailed |clear )?reasoning\b"
                 r"|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
                 r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"
+                r"|順を追って|順序立てて|一步步|分步"
             ),
             (
-                "*step paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に show explain justify chain muestra "
-                "montre* mit mostre "
-                "| step* paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に work reasoning calculation* thought "
-                "muestra raisonnement rechenweg raciocinio"
+                "*step paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に show explain justify check chain "
+                "muestra montre* mit mostre reason think with 順を追って 順序立てて 一步步 分步 "
+                "| step* paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に work working reasoning "
+                "calculation* deduction derivation logic math how case thought muestra raisonnement rechenweg "
+                "raciocinio out through thinking 順を追って 順序立てて 一步步 分步"
             ),
         ),
         (
@@ -449,8 +475,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "reasoning",
             "analysis",
             0.5,
-            r"\banalysis\b|\banalisis\b|\banalyse\b",
-            "analys* analis*",
+            r"\banalysis\b|\banalisis\b|\banalyse\b|\bbreak (?:it |this |them |that |these )?down\b|\bbreakdown of\b",
+            "analys* analis* break breakdown | analys* analis* down breakdown",
         ),
         (
             "reasoning",
@@ -471,9 +497,9 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             1.0,
             (
                 r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
-                r"|\bconfronta\w*|\bсравни\w*|比较|比較"
+                r"|\bconfronta\w*|\bсравни\w*|比较一下|进行比较|对比一下|对比分析|比較して|比較し、|を比較"
             ),
-            "compar* contrast vergleich* confronta* сравни 比较 比較",
+            "compar* contrast vergleich* confronta* сравни 比较一下 进行比较 对比一下 对比分析 比較して 比較し、 を比較",
         ),
         (
             "reasoning",
@@ -482,9 +508,9 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bcompar(?:ison|acion|aison|acao)\b|\bvergleich\b|\bversus\b|\bvs\.?(?=\s)|\bfrente a\b"
                 r"|\bdifference between\b|\bdiferencia entre\b|\bdifference entre\b|\bunterschied zwischen\b"
-                r"|\bdiferenca entre\b|区别|違い"
+                r"|\bdiferenca entre\b|区别|違い|比较|比較|对比"
             ),
-            "compar* vergleich* versus vs frente difference diferencia unterschied diferenca 区别 違い",
+            "compar* vergleich* versus vs frente difference diferencia unterschied diferenca 区别 違い 比较 比較 对比",
         ),
         (
             "reasoning",
@@ -520,17 +546,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bdesign (?:a|an|the|my|our|your|some|and)\b|\bdesigning (?:a|an|the)\b|\bsystem design\b"
                 r"|\bdesign (?:patterns?|doc(?:ument)?s?|decisions?|choices)\b|\barchitect (?:a|an|the)\b"
-                r"|\bdisen(?:a|ar|e)\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
+                r"|\bdisen(?:a|ar|e)(?:me|nos|le|les|lo|la|los|las)?\b|\bconcev(?:oir|ez)\b|\bconcois\b|\bentw(?:irf|erfen)\b"
                 r"|\bprojet(?:e|ar)\b|\bprogett\w*|设计|設計"
             ),
-            "design system architect disena disene concev* concois entwirf entwerfen projet* progett* 设计 設計",
+            "design system architect disena disene disenar concev* concois entwirf entwerfen projet* progett* 设计 設計",
         ),
         (
             "reasoning",
             "design",
             0.5,
-            r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b",
-            "design diseno entwurf architect* arquitectura",
+            (
+                r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b|\barquitetura\b"
+                r"|\bmonolit\w*|\bmonolith\w*|\bmicro-?servic\w*|\bmicrosservic\w*|\bevent-driven\b|\bserverless\b"
+            ),
+            "design diseno entwurf architect* arquitectura arquitetura monolit* monolith* micro microservic* "
+            "microsservic* event serverless",
         ),
         (
             "reasoning",
@@ -592,8 +622,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\b(?:create|develop|build|draft|write|make|devise|outline|propose|plan|prepare|design)\b[^.?!\n]{0,40}"
                 r"\b(?:strategy|plan|roadmap|itinerary|curriculum|study plan|migration plan|go-to-market)\b"
-                r"|\b(?:crea|elabora|desarrolla|dame|disena|prepara|planifica)\b[^.?!\n]{0,40}"
-                r"\b(?:estrategia|plan|hoja de ruta|itinerario)\b"
+                r"|\b(?:(?:crea|elabora|desarrolla|dame|disena|prepara|planifica|arma|propon|organiza)(?:me|nos)?|hazme|haznos|haz)\b"
+                r"[^.?!\n]{0,40}\b(?:estrategia|plan|hoja de ruta|itinerario|rutina|calendario|cronograma)\b"
                 r"|\b(?:cree[rz]?|elabore[rz]?|etablis|etablissez|propose[rz]?|prepare[rz]?|planifie[rz]?)\b"
                 r"[^.?!\n]{0,40}"
                 r"\b(?:strategie|plan|feuille de route|itineraire)\b"
@@ -605,17 +635,39 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 "create develop build draft write make devise outline propose* plan prepar* design crea elabor* "
                 "desarrolla dame disena planifi* cree* etablis* erstelle entwickle plane entwirf crie desenvolva "
-                "monte planeje "
+                "monte planeje haz hazme haznos arma* propon* organiza* crea* elabor* desarr* dame* disena* prepar* "
                 "| strategy plan roadmap itinerary curriculum market estrategia hoja itinerario strategie feuille "
-                "itineraire fahrplan reiseplan lernplan plano roteiro cronograma"
+                "itineraire fahrplan reiseplan lernplan plano roteiro cronograma rutina calendario"
+            ),
+        ),
+        (
+            "reasoning",
+            "planning",
+            1.0,
+            (
+                r"\b(?:week|day|month|phase|stage)[- ]by[- ](?:week|day|month|phase|stage)\b|\bsemana a semana\b"
+                r"|\bsemaine par semaine\b|\bwoche fur woche\b|\bmes a mes\b"
+                r"|\bmigra\w*[^.?!\n]{0,80}\b(?:micro-?servic\w*|microsservic\w*|monolit\w*|monolith\w*|cloud"
+                r"|kubernetes|serverless|aws|gcp|azure|postgres\w*|mysql|architecture|arquitetura|arquitectura)\b"
+                r"|計画を(?:立て|作)|プランを(?:立て|作|考え)|スケジュールを(?:立て|組)|(?:制定|做|规划|设计)(?:一个|一份)?"
+                r".{0,12}(?:计划|方案|规划|路线图)"
+            ),
+            (
+                "week day month phase stage semana semaine woche mes migra* 計画を プランを スケジュールを 制定 做 规划 设计 "
+                "| week day month phase stage semana semaine woche mes micro microservic* microsservic* monolit* "
+                "monolith* cloud kubernetes serverless aws gcp azure postgres* mysql architecture arquitetura "
+                "arquitectura 立て 作 考え 組 计划 方案 规划 路线图"
             ),
         ),
         (
             "reasoning",
             "planning",
             0.5,
-            r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划",
-            "plan strateg* roadmap planifi* planej* 计划",
+            (
+                r"\bplan (?:a|an|the|my|out|for)\b|\bstrateg\w*|\broadmap\b|\bplanifi\w*|\bplanej\w*|计划|計画|规划"
+                r"|方案|戦略|策略|ロードマップ|路线图"
+            ),
+            "plan strateg* roadmap planifi* planej* 计划 計画 规划 方案 戦略 策略 ロードマップ 路线图",
         ),
         (
             "reasoning",
@@ -626,6 +678,39 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bfigure out\b|\bwork out\b|\bpuzzle\b|\briddle\b"
             ),
             "solve resuelve resolv* resous resoudre figure work puzzle riddle",
+        ),
+        (
+            "reasoning",
+            "puzzle",
+            1.0,
+            (
+                r"\blogic(?:al)? (?:puzzles?|problems?|riddles?|grids?)\b|\bbrain ?teasers?\b"
+                r"|\bpuzzle\b[^.?!\n]{0,80}\b(?:solve|solution|crack|answer|deduc\w*|logically|reason\w*)"
+                r"|\b(?:solve|crack|figure out)\b[^.?!\n]{0,40}\b(?:puzzles?|riddles?)\b"
+                r"|\bacertijos?\b|\benigmes?\b|\bcasse-tetes?\b|\bratsel\w*|\blogikratsel\w*|\bcharadas?\b"
+                r"|谜题|推理题|智力题|逻辑题|パズル|謎解き|論理問題"
+            ),
+            (
+                "logic* brain* puzzle solve crack figure acertijo* enigme* casse ratsel* logikratsel* charada* "
+                "谜题 推理题 智力题 逻辑题 パズル 謎解き 論理問題"
+            ),
+        ),
+        (
+            "reasoning",
+            "puzzle",
+            1.0,
+            (
+                r"\b(?:in|within|using|with) (?:\d{1,2}|two|three|four|five|six|seven) (?:weighings|moves|steps"
+                r"|tries|guesses|questions|comparisons|crossings|trips|cuts)\b"
+                r"|\b(?:minimum|minimal|fewest|least|smallest|shortest|optimal)\b[^.?!\n]{0,20}\b(?:number of"
+                r" (?:moves|steps|picks|weighings|crossings|trips|questions|guesses|cuts|colou?rs)|sequence of (?:moves"
+                r"|steps)|weighings|crossings)\b|\bweighings\b"
+            ),
+            (
+                "in within using with minimum minimal fewest least smallest shortest optimal weighings "
+                "| weighings moves steps tries guesses questions comparisons crossings trips cuts picks colors "
+                "colours"
+            ),
         ),
         (
             "reasoning",
@@ -682,6 +767,40 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "code",
+            "write code",
+            1.0,
+            (
+                r"\b(?:write|implement|build|create|code|make|develop|program|escribe|implementa|crea|programa"
+                r"|ecris|ecrire|ecrivez|implemente[rz]?|schreib\w*|implementiere|erstelle|programmiere|escreva|crie"
+                r"|programe)\b[^.?!\n]{0,80}\b(?:in|en|em|auf|mit|using|usando|utilisant) (?:python|javascript"
+                r"|typescript|java|kotlin|swift|rust|go|golang|haskell|ruby|php|scala|perl|bash|powershell|c\+\+|c#|c"
+                r"|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol|fortran|matlab|julia|zig|clojure|lisp"
+                r"|scheme|prolog|sql)(?![\w+#])(?! (?:major|minor|sharp|flat)\b)"
+            ),
+            (
+                "write implement create build code make develop program escribe implementa crea programa ecris "
+                "ecrire ecrivez implemente* schreib* implementiere erstelle programmiere escreva crie programe "
+                "| python javascript typescript java kotlin swift rust go golang haskell ruby php scala perl bash "
+                "powershell c lua elixir erlang ocaml dart solidity verilog vhdl cobol fortran matlab julia zig "
+                "clojure lisp scheme prolog sql"
+            ),
+        ),
+        (
+            "code",
+            "write code",
+            1.0,
+            (
+                r"用 ?(?:python|javascript|typescript|java|go|golang|rust|c\+\+|c#|c|sql|haskell|ruby|php|kotlin|swift)"
+                r" ?(?:写|实现|编写|做)"
+                r"|\b(?:python|javascript|typescript|java|go|golang|rust|c\+\+|c#|c|sql|haskell|ruby|php|kotlin|swift)"
+                r" ?で.{0,20}(?:書|実装|作)"
+            ),
+            (
+                "~ 用 で | python javascript typescript java go golang rust c sql haskell ruby php kotlin swift"
+            ),
+        ),
+        (
+            "code",
             "implementation",
             0.5,
             r"\bimplement\w*|\bimplementa\w*|实现|実装",
@@ -728,15 +847,20 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|dynamic programming|binary search|linked list|hash ?map|hash table|concurrency|multithread\w*"
                 r"|race condition|deadlock|memory leak|apis?|microservices?|database schema|unit tests?|regex"
                 r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
-                r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados)\b"
+                r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados|interpreter|lexer"
+                r"|tokenizer|red-black trees?|avl trees?|b-trees?|binary trees?|priority queues?"
+                r"|garbage collector|state machines?|solver|crdts?|paxos|mutex|semaphores?|thread-safe"
+                r"|lock-free)\b"
             ),
             (
                 "algorithm* data time space big recursi* dynamic binary linked hash* concurrency multithread* race "
                 "deadlock memory api apis microservice* database unit regex regular compiler async await lru cache "
-                "estructura structure estrutura datenstruktur "
+                "estructura structure estrutura datenstruktur interpreter lexer tokenizer red avl b priority "
+                "garbage state solver crdt crdts paxos mutex semaphore* thread lock "
                 "| algorithm* structure* estructura estrutura datenstruktur complexity big recursi* dynamic binary "
                 "linked hash* concurrency multithread* race deadlock leak api apis microservice* schema unit regex "
-                "regular compiler async await lru cache"
+                "regular compiler async await lru cache interpreter lexer tokenizer tree trees queue queues "
+                "collector machine machines solver crdt crdts paxos mutex semaphore* safe free"
             ),
         ),
         # ---- math ----------------------------------------------------------
@@ -782,6 +906,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "math",
+            "finance math",
+            0.5,
+            (
+                r"\b(?:annual|annuali[sz]ed|average) growth rate\b|\bgrowth rate\b|\bcompound(?:ed)? (?:interest|growth|annual)\b"
+                r"|\bcagr\b|\bcumulative\b|\binterest rate\b|\bpercentage (?:change|points?)\b"
+                r"|\bnet present value\b|\bnpv\b|\bamorti[sz]\w*|\bbreak-even\b|\binteres compuesto\b"
+                r"|\binterets composes\b|\bzinseszins\w*|\bjuros compostos\b|复利|複利"
+            ),
+            (
+                "annual annuali* average growth compound* cagr cumulative interest percentage net npv amorti* break "
+                "interes interets zinseszins* juros 复利 複利"
+            ),
+        ),
+        (
+            "math",
             "math terms",
             0.5,
             (
@@ -791,13 +930,17 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bsquare root\b|\bequations?\b|\binequalit\w*|\bnumeros primos\b|\bnombres premiers\b"
                 r"|\bprimzahl\w*|\bmatriz\b|\bmatrice\b|\birracional\b|\birrationnel\w*|\braiz (?:cuadrada|quadrada)\b"
                 r"|\bracine carree\b|\bquadratwurzel\b|\becuacion\w*|\bgleichung\w*|\bequacao\b|\bequacoes\b"
-                r"|质数|素数|无理数|無理数|方程"
+                r"|\bnatural numbers?\b|\bintegers?\b|\bprime factori[sz]ation\b|\bdivisible\b|\bnaturliche zahl\w*"
+                r"|\bprimfaktor\w*|\bganze zahl\w*|\bteilbar\w*|\bnombres? (?:entiers?|naturels?)\b|\bdivisivel\b"
+                r"|\bnumeros? (?:naturales|naturais|enteros|inteiros|primos?)\b|\bnumero primo\b"
+                r"|质数|素数|无理数|無理数|方程|平方数|整数|自然数"
             ),
             (
                 "matri* eigen* determinant vector primes prime rational* irrational* modulo modular gcd lcm "
                 "polynomial* logarithm* factorial combinatori* permutation* sqrt square equation* inequalit* "
                 "numeros nombres primzahl* irracional irrationnel* raiz racine quadratwurzel ecuacion* gleichung* "
-                "equacao equacoes 质数 素数 无理数 無理数 方程"
+                "equacao equacoes natural integer integers prime divisible naturliche primfaktor* ganze teilbar* "
+                "nombre divisivel numero 质数 素数 无理数 無理数 方程 平方数 整数 自然数"
             ),
         ),
         (
@@ -888,11 +1031,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\bbudget\b|\bdeadline\b|\brequirements?\b|\bconstraints?\b|\bpresupuesto\b|\brestricciones\b"
                 r"|\brequisitos\b|\bcontraintes?\b|\bexigences\b|\bfrist\b|\beinschrankungen\b|\banforderungen\b"
-                r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b"
+                r"|\borcamento\b|\brestricoes\b|\bprazo\b|\bplazo\b|\bdelai\b|予算|预算|制約|约束条件|締め切り|截止日期"
             ),
             (
                 "budget deadline requirement* constraint* presupuesto restricciones requisitos contrainte* "
-                "exigences frist einschrankungen anforderungen orcamento restricoes prazo plazo delai"
+                "exigences frist einschrankungen anforderungen orcamento restricoes prazo plazo delai 予算 预算 制約 约束条件 "
+                "締め切り 截止日期"
             ),
         ),
         # ---- requested output length --------------------------------------
@@ -941,17 +1085,50 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "output_length",
+            "long-form writing",
+            1.0,
+            (
+                r"\b(?:long|lengthy|extended|epic|full-length|book-length|multi-(?:section|chapter|part|page))\b"
+                r"[^.?!\n]{0,30}\b(?:poems?|story|stories|narrative|ballad|manual|guide|report|essay|novel|novella"
+                r"|saga|screenplay|article|document|chapter|letter|speech)\b(?!\s+short)"
+                r"|\b(?:larg[oa]|extens[oa]|longue|lange[nrs]?|longo)\b[^.?!\n]{0,30}\b(?:poema|poeme|gedicht"
+                r"|historia|histoire|geschichte|cuento|conto|relato|recit|nouvelle|erzahlung|novela|roman|romance"
+                r"|ensayo|informe|rapport|bericht|relatorio|articulo|article|artikel|artigo|carta|lettre|brief)\b"
+                r"|長編|长篇|長文|长文"
+            ),
+            (
+                "long lengthy extended epic full book multi larg* extens* longue lange lange* longo 長編 长篇 長文 长文 "
+                "| poems poem story stories narrative ballad manual guide report essay novel novella saga screenplay "
+                "article document chapter letter speech poema poeme gedicht historia histoire geschichte cuento conto "
+                "relato recit nouvelle erzahlung novela roman romance ensayo informe rapport bericht relatorio "
+                "articulo artikel artigo carta lettre brief 長編 长篇 長文 长文"
+            ),
+        ),
+        (
+            "output_length",
+            "creative writing",
+            0.5,
+            (
+                r"写.{0,15}(?:小说|故事|诗|剧本|散文|作文|童话)|(?:小説|物語|詩|エッセイ|短編|童話|脚本|作文).{0,15}"
+                r"(?:を書|書いて|書け|を作)"
+            ),
+            "~ 写 を書 書いて 書け を作",
+        ),
+        (
+            "output_length",
             "creative writing",
             0.5,
             (
                 r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|redija)\b"
-                r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|cuento|historia|discurso|histoire"
-                r"|discours|geschichte|rede|conto)\b"
+                r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|novella|poem|ballad|sonnet|fable"
+                r"|fairy tale|cuento|historia|discurso|histoire|discours|geschichte|rede|conto|poema|poeme|gedicht"
+                r"|nouvelle|novela|roman|romance|kurzgeschichte|erzahlung|recit|relato|fabula|fable|soneto)\b"
             ),
             (
                 "write draft compose escribe redacta ecris ecrivez schreib* verfasse escreva redija "
-                "| story speech cover screenplay novel cuento historia discurso histoire discours geschichte rede "
-                "conto"
+                "| story speech cover screenplay novel novella poem ballad sonnet fable fairy cuento historia "
+                "discurso histoire discours geschichte rede conto poema poeme gedicht nouvelle novela roman romance "
+                "kurzgeschichte erzahlung recit relato fabula soneto"
             ),
         ),
         (
@@ -989,11 +1166,18 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             0.5,
             (
                 r"\b(?:guide|tutorial|curriculum|lesson plan|course outline|handbook|playbook|guia|leitfaden"
-                r"|anleitung)\b"
+                r"|anleitung|manual|manuel|handbuch|user manual)\b"
             ),
-            "guide tutorial curriculum lesson course handbook playbook guia leitfaden anleitung",
+            "guide tutorial curriculum lesson course handbook playbook guia leitfaden anleitung manual manuel "
+            "handbuch user",
         ),
     )
+)
+
+_SHOW_THAT = next(
+    pattern
+    for _, _, _, pattern in _KEYWORD_CUES
+    if pattern.pattern == _factor_word_boundaries(_strip_accents(_SHOW_THAT_SOURCE))
 )
 
 # Simple-task cues: only looked for in the instruction region.
@@ -1127,8 +1311,8 @@ _FACTUAL = _rx(
     r"|wer ist|wer war|wer hat|wann (?:ist|war|wurde)|wo ist|wo liegt|welche[rs]? ist|wie viele|wie viel"
     r"|wie alt|wie hoch|definiere|definition von|was bedeutet|bedeutung von|o que e|o que sao|quem e"
     r"|quem foi|quem escreveu|quando (?:e|foi)|onde (?:e|fica|esta)|qual e|quais sao|quantos|quanto"
-    r"|defina|definicao de|o que significa)(?!\w)"
-    r"|什么是|是什么|谁是|とは"
+    r"|defina|definicao de|o que significa|c'est qui|qui a (?:ecrit|invente|peint|demontre|decouvert|prouve|fonde))(?!\w)"
+    r"|什么是|是什么|谁是|是谁|とは|は誰|の名前を教えて"
 )
 _BREVITY = _rx(
     r"\bin (?:one|1|a single|a) (?:sentence|word|line|phrase)\b|\bone[- ]word answer\b|\bin a few words\b"
@@ -1136,12 +1320,22 @@ _BREVITY = _rx(
     r"|\ben pocas palabras\b|\bbrevemente\b|\ben une (?:phrase|ligne)\b|\ben un mot\b|\ben quelques mots\b"
     r"|\bbrievement\b|\bin einem (?:satz|wort)\b|\bin wenigen worten\b|\bkurz\b|\bem uma (?:frase|palavra)\b"
     r"|\bem poucas palavras\b|\bresumidamente\b|\bja oder nein\b|\boui ou non\b|\bsi o no\b|\bsim ou nao\b"
-    r"|一句话|简短|一言で",
+    r"|\b(?:just|only) the (?:definition|name|answer|number|result)\b|\bsolo (?:la definicion|el nombre)\b"
+    r"|\bseulement la definition\b|\bnur die definition\b|\bso a definicao\b"
+    r"|\bin (?:a couple of|one or two|two) (?:lines|sentences)\b|\ben (?:un par de|dos) (?:lineas|frases)\b"
+    r"|\ben deux (?:lignes|phrases)\b|\bin zwei satzen\b|\bem duas (?:linhas|frases)\b"
+    r"|\bno (?:hace falta|necesito)\b|\bpas besoin\b|\bnicht notig\b|\bnao precisa\b"
+    r"|\b(?:no|don't|do not) need (?:the |a |any )?(?:proof|details|explanation|examples?)\b"
+    r"|\binto (?:[1-5]|one|two|three|four|five) (?:bullet points|bullets|lines)\b"
+    r"|一句话|简短|一言で|要らない|いらない|不需要|不用",
     (
         "in one briefly* short yes tl tldr* en brevemente* brievement* kurz* em resumidamente* ja oui si sim 一句话 简短 "
-        "一言で "
+        "一言で just only solo seulement nur so no pas nicht nao don do into 要らない いらない 不需要 不用 "
         "| sentence* word* line* phrase* briefly* short yes tl tldr* una pocas brevemente* une un quelques "
-        "brievement* einem wenigen kurz* uma poucas resumidamente* oder oui si sim 一句话 简短 一言で"
+        "brievement* einem wenigen kurz* uma poucas resumidamente* oder oui si sim 一句话 简短 一言で definition "
+        "definicion definicao name* nombre answer number result lines lineas frases lignes phrases satzen linhas "
+        "hace necesito besoin notig* precisa proof* details explanation example examples bullet bullets 要らない "
+        "いらない 不需要 不用"
     ),
 )
 
@@ -1206,11 +1400,30 @@ _WORD_PROBLEM_Q = _rx(
     r"|\bcombien\b|\bwie (?:viele?|lange|weit|schnell)\b|\bquant[oa]s?\b|多少|几|何時|いくつ",
     "how what when cuant* combien wie quant* 多少 几 何時 いくつ",
 )
+# A question that needs the numbers worked through, asked about a table of data
+# (at least _DATA_NUMBERS numbers: "What is the total of 3, 5 and 9?" stays simple).
+_DATA_QUESTION = _rx(
+    r"\bwhat(?:'s| is| are| was| would be)? the (?:\w+ ){0,2}(?:total|net|average|cumulative|overall|final"
+    r"|equivalent|combined)\b|\bwhich\b[^.?!\n]{0,40}\b(?:best|worst|most|least|cheapest|better|worse)\b"
+    r"|\bwhether (?:he|she|they|it|that|this)(?:'s| is| are) (?:right|correct)\b"
+    r"|\b(?:is|are) (?:he|she|they|it|that|this) (?:right|correct)\b",
+    "what* which whether is are",
+)
+_DATA_NUMBERS = 5
 _LENGTH_ASK = _rx(
-    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?"
+    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,3}(?: \d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?"
     r"(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten|paragraphs?|parrafos"
     r"|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
 )
+# Line counts only mean requested length after "at least / about ...": "these 200 lines of logs" is input.
+_LINES_ASK = _rx(
+    r"\b(?:at least|minimum of|about|around|roughly|approximately|al menos|au moins|mindestens|pelo menos)"
+    r" (\d{1,4}) (?:lines|verses|stanzas|versos|estrofas|lineas|lignes|strophes|zeilen|strophen|linhas)\b",
+    "at minimum about around roughly approximately al au mindestens pelo | lines verses stanzas versos estrofas "
+    "lineas lignes strophes zeilen strophen linhas",
+)
+# CJK character counts: 3000字, 1万字, 五千字 is not parsed (digits only).
+_CJK_LENGTH_ASK = re.compile(r"(\d{1,6}(?:\.\d)?)\s?([万千])?\s?(?:字|文字)")
 _NUMBERED_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])[ \t]+\S", re.MULTILINE)
 _NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)[ \t]+\S")
 _STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
@@ -1386,6 +1599,11 @@ def _occurrences(text: str, sub: str) -> list[int]:
     return found
 
 
+# The end of an instruction that introduces pasted text: a colon, then a line
+# break or an opening quote. At least _MIN_DATA characters must follow it.
+_DATA_MARKER = re.compile(r"[:：][ \t]*(?:\n|(?=[\"«「]))")
+_MIN_DATA = 150
+
 # Below this many characters a search costs less than working out where to try.
 _SHORT_PROSE = 128
 
@@ -1423,6 +1641,18 @@ class _Scan:
             self.head_end, self.tail_start = n, 0
         else:
             self.head_end, self.tail_start = _REGION, n - _REGION
+        marker = _DATA_MARKER.search(folded, 0, _REGION)
+        if marker is not None and n - marker.end() >= _MIN_DATA:
+            # "<instruction>:\n\n<pasted text>[\n\n<closing question>]": the pasted
+            # text is data, even in a short prompt. A last paragraph after it
+            # is an instruction again (a question about the data).
+            self.head_end = min(self.head_end, marker.end())
+            last = folded.rfind("\n\n")
+            body_start = marker.end() + len(folded[marker.end() :]) - len(folded[marker.end() :].lstrip())
+            if last > body_start and n - last <= _REGION:
+                self.tail_start = last
+            else:
+                self.tail_start = n
         self.digit_runs = _digit_run_starts(folded)
         self.has_digit = self.digit_runs != []
         self.gated = self._check_gates(prose)
@@ -1569,7 +1799,7 @@ class _Labels:
 
 
 def _parse_int(raw: str) -> int | None:
-    digits = raw.replace(",", "").replace(".", "")
+    digits = raw.replace(",", "").replace(".", "").replace(" ", "")
     return int(digits) if digits.isdigit() and len(digits) <= 7 else None
 
 
@@ -1609,6 +1839,22 @@ def _length_asks(scan: _Scan, labels: _Labels) -> bool:
                 brief = True
             else:
                 labels.add("constraints", f"length limit ({n} sentences)", 0.5)
+    lines = scan.search(_LINES_ASK)
+    if lines is not None:
+        n = int(lines.group(1))
+        if n >= 40:
+            labels.add("output_length", f"{n} lines", 1.0)
+        elif n >= 12:
+            labels.add("constraints", f"length limit ({n} lines)", 0.5)
+    if not scan.text.isascii():
+        for m in scan.near_digits(_CJK_LENGTH_ASK):
+            chars = float(m.group(1)) * {"万": 10_000, "千": 1_000}.get(m.group(2) or "", 1)
+            if chars >= 1_000:
+                labels.add("output_length", f"{int(chars)} characters", 1.0)
+            elif chars >= 300:
+                labels.add("constraints", f"length limit ({int(chars)} characters)", 0.5)
+            elif chars > 0:
+                brief = True
     return brief
 
 
@@ -1702,7 +1948,9 @@ def _code_and_math(raw: str, scan: _Scan, labels: _Labels) -> None:
             len(n.replace(",", "").replace(".", "")) >= 3 or "." in n for n in numbers
         )
         labels.add("math", "calculation", calc * (1.0 if nontrivial_numbers else 0.5))
-    if len(numbers) >= 3 and _search_folded(scan, _WORD_PROBLEM_Q, undated):
+    if (len(numbers) >= 3 and _search_folded(scan, _WORD_PROBLEM_Q, undated)) or (
+        len(numbers) >= _DATA_NUMBERS and _search_folded(scan, _DATA_QUESTION, undated)
+    ):
         labels.add("math", "word problem", 1.5)
 
 
@@ -1754,6 +2002,9 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
         feature, label, strength, pattern = _KEYWORD_CUES[i]
         labels.add(feature, label, strength * scan.strength(pattern))
     _code_and_math(text, scan, labels)
+    if "math" in labels.by_feature and id(_SHOW_THAT) in scan.gated:
+        # "Show that <math statement>" asks for a proof.
+        labels.add("reasoning", "proof", scan.strength(_SHOW_THAT))
     _multi_part(scan, labels)
     brief_count = _length_asks(scan, labels)
 
@@ -1763,7 +2014,7 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     else:
         values["length"] = min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
     by_feature = labels.by_feature
-    for feature in ("reasoning", "multi_part", "code", "math", "constraints", "output_length"):
+    for feature in _POSITIVE_FEATURES:
         values[feature] = labels.value(feature) if feature in by_feature else 0.0
 
     # Simple signals (0/1), recorded as labels for the reasons.
@@ -1773,6 +2024,15 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     if greet or chat:
         labels.add("chit_chat", (greet or chat).group(0).strip(" \t\n!,.?¡¿"), 1.0)  # type: ignore[union-attr]
         values["chit_chat"] = 1.0 if tokens <= _SHORT_PROMPT else 0.5
+        # A polite opening before a real request ("Good afternoon! Could you help me
+        # plan ...") says nothing about the request: only small talk counts.
+        if (
+            greet
+            and not chat
+            and any(values[f] for f in _POSITIVE_FEATURES)
+            and (len(text) > _REGION or estimate_tokens(original[greet.end() :]) > _GREETING_TAIL)
+        ):
+            values["chit_chat"] = 0.0
     if tokens <= _SHORT_PROMPT:
         fact = _FACTUAL.search(_GREETING.sub("", scan.text, count=1).lstrip(" ,!.") or scan.text)
         if fact:
