@@ -149,12 +149,15 @@ FEATURE_WEIGHTS = MappingProxyType(
         "factual_lookup": -1.5,
         "simple_task": -2.5,
         "brevity": -1.0,
+        "detailed_request": 2.0,
     }
 )
 
 _STRONG_FEATURES = ("reasoning", "code", "math", "output_length")
 _POSITIVE_FEATURES = ("reasoning", "multi_part", "code", "math", "constraints", "output_length")
 _GREETING_TAIL = 12  # tokens after a greeting beyond which it is an opening, not small talk
+_DETAIL_FLOOR = 48  # tokens of the user's own words: below this, no "detailed request"
+_DETAIL_FULL = 100  # ... and the feature saturates here
 _LABEL_CAP = 2.0  # summed label strength at which a positive feature saturates
 
 _LENGTH_FLOOR = 48  # tokens: below this, length contributes nothing
@@ -367,11 +370,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\bprove\b|\bproofs? (?:that|of)\b|\bdemonstrate that\b|\bdemuestr[ae]\b|\bdemostrar\b"
                 r"|\bprueb[ae] que\b|(?<!\ba )(?<!\bont )(?<!\bete )(?:\bdemontr(?:e|er|ez)\b|\bprouve[rz]?\b)"
                 r"|\bbeweis(?:e|en|t)?\b|\bdemonstr(?:e|ar)\b|\bprov[ea] que\b|\bdimostr(?:a|are)\b|\bдокаж\w*"
-                r"|请证明|试证|求证|を証明|証明(?:して|せよ|しなさい)"
+                r"|请证明|试证|求证|証明(?:して|せよ|しなさい)"
             ),
             (
                 "prove proof proofs demonstrate demuestra demuestre demostrar prueba pruebe demontr* "
-                "prouve* beweis* demonstr* prova dimostr* докаж 请证明 试证 求证 を証明 証明"
+                "prouve* beweis* demonstr* prova dimostr* докаж 请证明 试证 求证 証明"
             ),
         ),
         (
@@ -425,14 +428,17 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bexplain your (?:reasoning|logic|thinking)\b|\bwith (?:full |detailed |clear )?reasoning\b"
                 r"|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
                 r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"
+                r"|\bshow (?:work|working|steps)\b|\bspiega(?:mi)? il (?:ragionamento|procedimento)\b"
+                r"|\bmostra(?:mi)? i passaggi\b|\bexplica (?:tu|el) razonamiento\b|\bexplique (?:ton|le) raisonnement\b"
                 r"|順を追って|順序立てて|一步步|分步"
             ),
             (
                 "*step paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に show explain justify check chain "
-                "muestra montre* mit mostre reason think with 順を追って 順序立てて 一步步 分步 "
+                "muestra montre* mit mostre reason think with spiega spiegami mostra mostrami explica explique "
+                "順を追って 順序立てて 一步步 分步 "
                 "| step* paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に work working reasoning "
                 "calculation* deduction derivation logic math how case thought muestra raisonnement rechenweg "
-                "raciocinio out through thinking 順を追って 順序立てて 一步步 分步"
+                "raciocinio out through thinking ragionamento procedimento passaggi razonamento 順を追って 順序立てて 一步步 分步"
             ),
         ),
         (
@@ -496,10 +502,11 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "comparison",
             1.0,
             (
-                r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast\b|\bvergleiche[n]?\b"
+                r"\bcompar(?:e|es|ing|a|ar|er|ez)\b|\bcontrast(?:e|es|a|ar|er|ez)?\b|\bvergleiche[n]?\b"
+                r"|\bweigh (?:both|them|the|up|these|those|my|our|your|it|each)\b"
                 r"|\bconfronta\w*|\bсравни\w*|比较一下|进行比较|对比一下|对比分析|比較して|比較し、|を比較"
             ),
-            "compar* contrast vergleich* confronta* сравни 比较一下 进行比较 对比一下 对比分析 比較して 比較し、 を比較",
+            "compar* contrast* weigh vergleich* confronta* сравни 比较一下 进行比较 对比一下 对比分析 比較して 比較し、 を比較",
         ),
         (
             "reasoning",
@@ -601,11 +608,14 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"\btrade[- ]?offs?\b|\bpros and cons\b|\badvantages and disadvantages\b|\bstrengths and weaknesses\b"
                 r"|\bventajas y desventajas\b|\bpros y contras\b|\bavantages et (?:les )?inconvenients\b"
                 r"|\bvor- und nachteile\b|\bvorteile und nachteile\b|\bvantagens e desvantagens\b"
-                r"|\bpros e contras\b|利弊|优缺点|メリットとデメリット"
+                r"|\bpros e contras\b|\bpuntos fuertes y debiles\b|\bpunti di forza e (?:di )?debolezza\b"
+                r"|\bpontos fortes e fracos\b|\bpoints forts et (?:les )?points faibles\b|利弊|优缺点|メリットとデメリット"
             ),
             (
-                "trade tradeo* pros advantages strengths ventajas avantages vor vorteile vantagens 利弊 优缺点 メリットとデメリット "
-                "| trade tradeo* pros advantages strengths ventajas avantages nachteile vantagens 利弊 优缺点 メリットとデメリット"
+                "trade tradeo* pros advantages strengths ventajas avantages vor vorteile vantagens puntos punti pontos "
+                "points 利弊 优缺点 メリットとデメリット "
+                "| trade tradeo* pros advantages strengths ventajas avantages nachteile vantagens debiles debolezza "
+                "fracos faibles 利弊 优缺点 メリットとデメリット"
             ),
         ),
         (
@@ -638,6 +648,21 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 "monte planeje haz hazme haznos arma* propon* organiza* crea* elabor* desarr* dame* disena* prepar* "
                 "| strategy plan roadmap itinerary curriculum market estrategia hoja itinerario strategie feuille "
                 "itineraire fahrplan reiseplan lernplan plano roteiro cronograma rutina calendario"
+            ),
+        ),
+        (
+            "reasoning",
+            "planning",
+            1.0,
+            (
+                r"\b\d{1,2}[- ](?:week|day|month)s? (?:\w+ )?(?:plan|program|programme|schedule|itinerary|curriculum"
+                r"|training|roadmap)\b|\b(?:plan|programa|plano|programme|piano|rutina)\b[^.?!\n]{0,30}\b(?:de|di|sur)"
+                r" \d{1,2} (?:semanas|semaines|settimane|dias|jours|giorni|meses|mois|mesi)\b"
+                r"|\b\d{1,2}-(?:wochen|tage|monats)-?(?:plan|programm|trainingsplan)\b"
+            ),
+            (
+                "~ week weeks day days month months semanas semaines settimane dias jours giorni meses mois mesi "
+                "wochen tage* monats"
             ),
         ),
         (
@@ -700,6 +725,25 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "puzzle",
             1.0,
             (
+                r"\bmonty hall\b|\bknights? and knaves\b|\btowers? of hanoi\b|\bbirthday (?:paradox|problem)\b"
+                r"|\bprisoner'?s dilemma\b|\btwo envelopes?\b|\bzebra puzzle\b|\beinstein'?s (?:riddle|puzzle)\b"
+                r"|\briver crossing\b|\bmissionaries and cannibals\b|\b(?:eight|8|n)[- ]queens?\b"
+                r"|\b(?:lies|lying|liars?|tells? the truth|truth-?tellers?|lugner|mentiros[oa]s?|menteurs?"
+                r"|bugiard[oi]|mentiroso)\b[^.?!\n]{0,80}\b(?:who|which|quien|qui|wer|quem|chi|honest|lying|lies"
+                r"|truth)\b|\bfewest\b|说谎|嘘つき|最少"
+            ),
+            (
+                "monty knight knights towers tower birthday prisoner* two zebra einstein* river missionaries eight 8 "
+                "n lies lying liar liars tell tells truth* lugner mentiros* menteur* bugiard* fewest 说谎 嘘つき 最少 "
+                "| monty knaves hanoi paradox problem dilemma envelope envelopes zebra riddle puzzle crossing "
+                "cannibals queen queens who which quien qui wer quem chi honest lying lies truth fewest 说谎 嘘つき 最少"
+            ),
+        ),
+        (
+            "reasoning",
+            "puzzle",
+            1.0,
+            (
                 r"\b(?:in|within|using|with) (?:\d{1,2}|two|three|four|five|six|seven) (?:weighings|moves|steps"
                 r"|tries|guesses|questions|comparisons|crossings|trips|cuts)\b"
                 r"|\b(?:minimum|minimal|fewest|least|smallest|shortest|optimal)\b[^.?!\n]{0,20}\b(?:number of"
@@ -744,7 +788,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "write code",
             1.0,
             (
-                r"\b(?:write|implement|create|build|code|generate|give me)\b[^.?!\n]{0,40}"
+                r"\b(?:write|implement|create|build|code|generate|give me|need|want)\b[^.?!\n]{0,40}"
                 r"\b(?:function|program|script|class|method|algorithm|api|endpoint|query|regex|regular expression"
                 r"|unit tests?|module|library|parser|cli|app|application|bot|server|sql|code)\b"
                 r"|\b(?:escribe|implementa|crea|programa)\b[^.?!\n]{0,40}"
@@ -758,7 +802,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|写.{0,12}(?:函数|程序|代码|脚本)|编写|(?:関数|プログラム|コード|スクリプト)を(?:書|作)"
             ),
             (
-                "write implement* create build code generate give escribe crea program* ecris ecrivez ecrire cree* "
+                "write implement* create build code generate give need want escribe crea program* ecris ecrivez ecrire cree* "
                 "schreib* erstelle escreva crie 写 编写 関数 プログラム コード スクリプト "
                 "| function program script class clase classe klasse method metodo algorithm api endpoint query "
                 "regex regular unit module library parser cli app application bot server sql code codigo funcion "
@@ -770,16 +814,18 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "write code",
             1.0,
             (
-                r"\b(?:write|implement|build|create|code|make|develop|program|escribe|implementa|crea|programa"
+                r"\b(?:write|implement|build|create|code|make|develop|program|escribe|escribeme|implementa|crea|programa"
                 r"|ecris|ecrire|ecrivez|implemente[rz]?|schreib\w*|implementiere|erstelle|programmiere|escreva|crie"
-                r"|programe)\b[^.?!\n]{0,80}\b(?:in|en|em|auf|mit|using|usando|utilisant) (?:python|javascript"
+                r"|programe|scrivi|scrivimi|realizza|need|want)\b[^.?!\n]{0,80}\b(?:in|en|em|auf|mit|using|usando"
+                r"|utilisant|con) (?:python|javascript"
                 r"|typescript|java|kotlin|swift|rust|go|golang|haskell|ruby|php|scala|perl|bash|powershell|c\+\+|c#|c"
                 r"|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol|fortran|matlab|julia|zig|clojure|lisp"
                 r"|scheme|prolog|sql)(?![\w+#])(?! (?:major|minor|sharp|flat)\b)"
             ),
             (
-                "write implement create build code make develop program escribe implementa crea programa ecris "
-                "ecrire ecrivez implemente* schreib* implementiere erstelle programmiere escreva crie programe "
+                "write implement create build code make develop program escribe escribeme implementa crea programa "
+                "ecris ecrire ecrivez implemente* schreib* implementiere erstelle programmiere escreva crie programe "
+                "scrivi scrivimi realizza need want "
                 "| python javascript typescript java kotlin swift rust go golang haskell ruby php scala perl bash "
                 "powershell c lua elixir erlang ocaml dart solidity verilog vhdl cobol fortran matlab julia zig "
                 "clojure lisp scheme prolog sql"
@@ -849,18 +895,20 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|regular expression|compiler|async|await|lru|cache|algoritmo|algorithme|algorithmus"
                 r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados|interpreter|lexer"
                 r"|tokenizer|red-black trees?|avl trees?|b-trees?|binary trees?|priority queues?"
-                r"|garbage collector|state machines?|solver|crdts?|paxos|mutex|semaphores?|thread-safe"
+                r"|garbage collector|state machines?|solver|crdts?|paxos|mutex|semaphores?|thread-safe|interprete"
+                r"|web scraper|scraper|crawler|rate limit\w*"
                 r"|lock-free)\b"
             ),
             (
                 "algorithm* data time space big recursi* dynamic binary linked hash* concurrency multithread* race "
                 "deadlock memory api apis microservice* database unit regex regular compiler async await lru cache "
                 "estructura structure estrutura datenstruktur interpreter lexer tokenizer red avl b priority "
-                "garbage state solver crdt crdts paxos mutex semaphore* thread lock "
+                "garbage state solver crdt crdts paxos mutex semaphore* thread lock interprete web scraper crawler rate "
                 "| algorithm* structure* estructura estrutura datenstruktur complexity big recursi* dynamic binary "
                 "linked hash* concurrency multithread* race deadlock leak api apis microservice* schema unit regex "
                 "regular compiler async await lru cache interpreter lexer tokenizer tree trees queue queues "
-                "collector machine machines solver crdt crdts paxos mutex semaphore* safe free"
+                "collector machine machines solver crdt crdts paxos mutex semaphore* safe free interprete scraper crawler "
+                "limit*"
             ),
         ),
         # ---- math ----------------------------------------------------------
@@ -933,14 +981,17 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bnatural numbers?\b|\bintegers?\b|\bprime factori[sz]ation\b|\bdivisible\b|\bnaturliche zahl\w*"
                 r"|\bprimfaktor\w*|\bganze zahl\w*|\bteilbar\w*|\bnombres? (?:entiers?|naturels?)\b|\bdivisivel\b"
                 r"|\bnumeros? (?:naturales|naturais|enteros|inteiros|primos?)\b|\bnumero primo\b"
-                r"|质数|素数|无理数|無理数|方程|平方数|整数|自然数"
+                r"|\bsubsequences?\b|\bsequences?\b|\bseries\b|\binfinity\b|\bsous-suites?\b|\bsuites? (?:reelles?|numeriques?)\b"
+                r"|\bmonoton\w*|\bteilfolge\w*|\bsucesion\w*|\bsuccession\w*|\bsequencias?\b"
+                r"|质数|素数|无理数|無理数|方程|平方数|整数|自然数|数列|级数|級数"
             ),
             (
                 "matri* eigen* determinant vector primes prime rational* irrational* modulo modular gcd lcm "
                 "polynomial* logarithm* factorial combinatori* permutation* sqrt square equation* inequalit* "
                 "numeros nombres primzahl* irracional irrationnel* raiz racine quadratwurzel ecuacion* gleichung* "
                 "equacao equacoes natural integer integers prime divisible naturliche primfaktor* ganze teilbar* "
-                "nombre divisivel numero 质数 素数 无理数 無理数 方程 平方数 整数 自然数"
+                "nombre divisivel numero subseq* sequen* series infinity sous suite suites monoton* teilfolge* sucesion* "
+                "succession* 质数 素数 无理数 無理数 方程 平方数 整数 自然数 数列 级数 級数"
             ),
         ),
         (
@@ -950,6 +1001,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"\b[a-z]\s*\^\s*[\d({a-z]|\b\d+\s*[a-z]\s*[+\-]\s*\d|\b[a-z]\s*[+\-*/]\s*[a-z0-9]+\s*=\s*[a-z0-9]"
                 r"|\b[a-z]\s*=\s*-?\d+\s*[a-z]\b|\bf\s*\(\s*[a-z]\s*\)\s*=|\bd[a-z]?\s*/\s*d[a-z]\b|\blog_?\d*\s*\("
+                r"|\b\d\s*/\s*\(\s*[a-z]"
                 r"|\b(?:sin|cos|tan|cot|sec|csc|ln|exp|sqrt|arcsin|arccos|arctan|sinh|cosh|tanh)\s*\(\s*[a-z]"
             ),
             "~ ^ + - = / (",
@@ -1119,13 +1171,14 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "creative writing",
             0.5,
             (
-                r"\b(?:write|draft|compose|escribe|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|redija)\b"
-                r"[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|novella|poem|ballad|sonnet|fable"
+                r"\b(?:write|draft|compose|escribe|escribeme|redacta|ecris|ecrivez|schreibe?|verfasse|escreva|escreve"
+                r"|redija|scrivi|scrivimi)\b[^.?!\n]{0,40}\b(?:story|speech|cover letter|screenplay|novel|novella|poem|ballad|sonnet|fable"
                 r"|fairy tale|cuento|historia|discurso|histoire|discours|geschichte|rede|conto|poema|poeme|gedicht"
                 r"|nouvelle|novela|roman|romance|kurzgeschichte|erzahlung|recit|relato|fabula|fable|soneto)\b"
             ),
             (
-                "write draft compose escribe redacta ecris ecrivez schreib* verfasse escreva redija "
+                "write draft compose escribe escribeme redacta ecris ecrivez schreib* verfasse escreva escreve redija "
+                "scrivi scrivimi "
                 "| story speech cover screenplay novel novella poem ballad sonnet fable fairy cuento historia "
                 "discurso histoire discours geschichte rede conto poema poeme gedicht nouvelle novela roman romance "
                 "kurzgeschichte erzahlung recit relato fabula soneto"
@@ -1202,14 +1255,16 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"\b(?:fix|correct|check|proofread|improve)\b.{0,40}\b(?:spelling|grammar|typos?|punctuation"
                 r"|capitali[sz]ation)\b|\bproofread\w*|\bspell[- ]?check\w*"
                 r"|\b(?:corrige|corrija|corrigez|corriger|corregir|korrigiere|korrigieren|verbessere)\b.{0,40}"
-                r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|errores|erros|rechtschreibung"
-                r"|grammatik|tippfehler)\b|\bortografia\b|\borthographe\b|\brechtschreibung\w*"
+                r"\b(?:ortografia|gramatica|orthographe|grammaire|fautes|faltas|errores|erros|rechtschreibung"
+                r"|grammatik|tippfehler|errori|refusi)\b|\bortografia\b|\borthographe\b|\brechtschreib\w*"
+                r"|\b(?:corrigeme|correggi|correggimi)\b|错别字|错字|语病|病句|校对|誤字|脱字|校正して|文法の誤り"
             ),
             (
                 "fix correct check proofread* improve spell* corrig* corrija corregir korrig* verbessere ortografia* "
-                "orthographe* rechtschreibung* "
+                "orthographe* rechtschreib* correggi correggimi 错别字 错字 语病 病句 校对 誤字 脱字 校正して 文法の誤り "
                 "| spelling* grammar* typo* punctuation* capitali* proofread* spell* corrig* corrija corregir "
-                "korrig* verbessere ortografia* orthographe* rechtschreibung*"
+                "korrig* verbessere ortografia* orthographe* rechtschreib* correggi correggimi faltas errori refusi "
+                "错别字 错字 语病 病句 校对 誤字 脱字 校正して 文法の誤り"
             ),
         ),
         (
@@ -1219,22 +1274,35 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"|\bis (?:this|it|the)\b.{0,30}\b(?:spam|positive|negative|sarcastic|toxic|offensive)\b"
                 r"|\bextract\b|\bsentimiento\b|\bclasifica\w*"
                 r"|\bextrae\b|\bclassifie[rz]?\b|\bextrais\b|\bextraire\b|\bstimmung\b|\bklassifiziere\w*"
-                r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|情感|情绪|感情分析"
+                r"|\bextrahiere\w*|\bsentimento\b|\bclassifique\b|\bclassificar\b|\bextraia\b|\bextrai\b|\bestrai\w*"
+                r"|\b(?:positiv[oa]|negativ[oa]|positive|negative)\b[,;]? (?:o|ou|or|oder|ou) (?:negativ[oa]|neutr[oa]|"
+                r"negative|neutral|neutre|positiv[oa]|positive)\b"
+                r"|\b(?:saca|sacame|extrai|zieh)\b[^.?!\n]{0,60}\b(?:nombres|nomes|namen|names|datos|dados|raus)\b"
+                r"|\b(?:list|name|find|pull out|give me)\b[^.?!\n]{0,40}\b(?:mentioned|named|that appear|listed) in\b"
+                r"|\bwerden\b[^.?!\n]{0,40}\bgenannt\b|情感|情绪|感情分析|提取|抽出|好评|差评|ポジティブ|ネガティブ"
             ),
             (
                 "sentiment* classify* categori* positive* is extract* clasifica* extrae* extrai* stimmung* "
-                "klassifiziere* extrahiere* 情感 情绪 感情分析 "
+                "klassifiziere* extrahiere* estrai* positiv* negativ* saca sacame zieh list name find pull give werden "
+                "情感 情绪 感情分析 提取 抽出 好评 差评 ポジティブ ネガティブ "
                 "| sentiment* classify* categori* positive* negative* spam* sarcastic* toxic* offensive* extract* "
-                "clasifica* extrae* extrai* stimmung* klassifiziere* extrahiere* 情感 情绪 感情分析"
+                "clasifica* extrae* extrai* stimmung* klassifiziere* extrahiere* estrai* negativ* neutr* positiv* "
+                "nombres nome* name* dato* dado* raus* mentioned named appear listed genannt 情感 情绪 感情分析 提取 "
+                "抽出 好评 差评 ポジティブ ネガティブ"
             ),
         ),
         (
             "summarization",
             (
-                r"\bsummari[sz]\w*|\bsummary\b|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o)\b|\bfass\w* .{0,60}\bzusammen\b"
-                r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|总结|概括|要約|まとめ"
+                r"\bsummari[sz]\w*|\b(?:a|short|brief|quick|one-line|one-sentence) (?:\w+ )?summary\b|^summary\b"
+                r"|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o|eme|elo)\b|\bfass\w* .{0,60}\bzusammen\b"
+                r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|\bcondense\w*|\bboil\b[^.?!\n]{0,30}\bdown\b"
+                r"|\b(?:key|main) (?:points|takeaways)\b|\briassum\w*|\bbasically say\b|总结|概括|要約|まとめ|摘要|要点"
             ),
-            "summari* tl tldr* resum* fass* zusammenfass* sintetiza* gist* 总结 概括 要約 まとめ",
+            (
+                "summari* a short brief quick one summary tl tldr* resum* fass* zusammenfass* sintetiza* gist* "
+                "condense* boil key main riassum* basically 总结 概括 要約 まとめ 摘要 要点"
+            ),
         ),
         (
             "simple list",
@@ -1254,14 +1322,14 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "formatting/conversion",
             (
                 r"\b(?:format|convert|turn|rewrite|reformat|put)\b.{0,40}\b(?:json|csv|table|bullet(?: points)?"
-                r"|bulleted list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
+                r"|bulleted list|numbered list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
                 r"|\bsort .{0,40}alphabetical\w*|\balphabeti[sz]e\b|\bin (?:upper|lower) ?case\b"
                 r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
                 r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"
             ),
             (
                 "format convert turn rewrite reformat put sort alphabeti* in convierte rechne "
-                "| format convert turn rewrite reformat put sort alphabeti* upper* lower* convierte rechne"
+                "| format convert turn rewrite reformat put sort alphabeti* upper* lower* convierte rechne numbered"
             ),
         ),
         (
@@ -1312,7 +1380,7 @@ _FACTUAL = _rx(
     r"|wie alt|wie hoch|definiere|definition von|was bedeutet|bedeutung von|o que e|o que sao|quem e"
     r"|quem foi|quem escreveu|quando (?:e|foi)|onde (?:e|fica|esta)|qual e|quais sao|quantos|quanto"
     r"|defina|definicao de|o que significa|c'est qui|qui a (?:ecrit|invente|peint|demontre|decouvert|prouve|fonde))(?!\w)"
-    r"|什么是|是什么|谁是|是谁|とは|は誰|の名前を教えて"
+    r"|什么是|是什么|谁是|是谁|とは|は誰|って誰|誰だっけ|の名前を教えて"
 )
 _BREVITY = _rx(
     r"\bin (?:one|1|a single|a) (?:sentence|word|line|phrase)\b|\bone[- ]word answer\b|\bin a few words\b"
@@ -1411,9 +1479,10 @@ _DATA_QUESTION = _rx(
 )
 _DATA_NUMBERS = 5
 _LENGTH_ASK = _rx(
-    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,3}(?: \d{3})+|\d{1,7})(?![\d,.]\d)\s?-?\s?"
-    r"(words?|palabras|mots|worter|wortern|palavras|pages?|paginas|seiten|paragraphs?|parrafos"
-    r"|paragraphes|absatze|absatzen|paragrafos|sentences?|frases|phrases|satze|satzen)\b"
+    r"(?<![\d,.])(\d{1,3}(?:[,.]\d{3})+|\d{1,3}(?: \d{3})+|\d{1,7})(?![\d,.]\d)(?:\s?(mil|mille|k)\b)?\s?-?\s?"
+    r"(words?|palabras|mots|worter|wortern|palavras|parole|pages?|paginas|seiten|pagine|paragraphs?|parrafos"
+    r"|paragraphes|absatze|absatzen|paragrafos|paragrafi|sentences?|frases|phrases|satze|satzen|frasi"
+    r"|characters|caracteres|signes|zeichen|caratteri)\b"
 )
 # Line counts only mean requested length after "at least / about ...": "these 200 lines of logs" is input.
 _LINES_ASK = _rx(
@@ -1469,6 +1538,7 @@ _FEATURE_PHRASES = {
     "factual_lookup": "short factual question",
     "simple_task": "simple task",
     "brevity": "asks for a brief answer",
+    "detailed_request": "long, detailed request",
 }
 
 
@@ -1812,20 +1882,29 @@ def _length_asks(scan: _Scan, labels: _Labels) -> bool:
         n = _parse_int(m.group(1))
         if n is None or n == 0:
             continue
-        unit = m.group(2)
-        if unit.startswith(("word", "palabra", "mot", "wort", "palavra")):
+        if m.group(2):
+            n *= 1000
+        unit = m.group(3)
+        if unit.startswith(("char", "caract", "signe", "zeichen", "caratter")):
+            if n >= 3000:
+                labels.add("output_length", f"{n} characters", 1.0)
+            elif n >= 1000:
+                labels.add("constraints", f"length limit ({n} characters)", 0.5)
+            else:
+                brief = True
+        elif unit.startswith(("word", "palabra", "mot", "wort", "palavra", "parol")):
             if n >= 300:
                 labels.add("output_length", f"{n} words", 1.0)
             elif n > 50:
                 labels.add("constraints", f"length limit ({n} words)", 0.5)
             else:
                 brief = True
-        elif unit.startswith(("page", "pagina", "seite")):
+        elif unit.startswith(("page", "pagina", "seite", "pagine")):
             if n >= 2:
                 labels.add("output_length", f"{n} pages", 1.0)
             else:
                 labels.add("constraints", "length limit (1 page)", 0.5)
-        elif unit.startswith(("paragraph", "parrafo", "absatz", "paragrafo")):
+        elif unit.startswith(("paragraph", "parrafo", "absatz", "paragrafo", "paragrafi")):
             if n >= 5:
                 labels.add("output_length", f"{n} paragraphs", 1.0)
             elif n >= 3:
@@ -1992,6 +2071,12 @@ def _multi_part(scan: _Scan, labels: _Labels) -> None:
 _KEYWORD_CUE_INDEX = {id(pattern): i for i, (_, _, _, pattern) in enumerate(_KEYWORD_CUES)}
 
 
+def _length_value(tokens: int) -> float:
+    if tokens <= _LENGTH_FLOOR:
+        return 0.0
+    return min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
+
+
 def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     tokens = estimate_tokens(text)
     scan = _Scan(_fold(text))
@@ -2008,11 +2093,7 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     _multi_part(scan, labels)
     brief_count = _length_asks(scan, labels)
 
-    values: dict[str, float] = {}
-    if tokens <= _LENGTH_FLOOR:
-        values["length"] = 0.0
-    else:
-        values["length"] = min(1.0, math.log2(tokens / _LENGTH_FLOOR) / math.log2(_LENGTH_CEIL / _LENGTH_FLOOR))
+    values: dict[str, float] = {"length": _length_value(tokens)}
     by_feature = labels.by_feature
     for feature in _POSITIVE_FEATURES:
         values[feature] = labels.value(feature) if feature in by_feature else 0.0
@@ -2060,6 +2141,59 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
     return values, labels, tokens
 
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def _split_pasted(text: str) -> tuple[str, int] | None:
+    """``(instruction, pasted characters)`` when the prompt is an instruction
+    around pasted text: "<instruction>:<pasted>", "<instruction><blank line>
+    <pasted>[<blank line><question?>]" or "<pasted><blank line><instruction>"."""
+    if len(text) < _MIN_DATA:
+        return None
+    marker = _DATA_MARKER.search(text, 0, _REGION)
+    first = _BLANK_LINE.search(text, 0, _REGION + 2)
+    head_end = min(m.start() if m is first else m.end() for m in (marker, first) if m is not None) if (
+        marker or first
+    ) else 0
+    tail_start = len(text)
+    last = None
+    for last in _BLANK_LINE.finditer(text, head_end + 1):
+        pass
+    if last is not None and len(text) - last.end() <= _REGION:
+        tail = text[last.end() :]
+        # After an instruction, only a question is one again; alone, the last paragraph is the instruction.
+        if tail.strip() and (not head_end or "?" in tail or "？" in tail):
+            tail_start = last.end()
+    if tail_start - head_end < _MIN_DATA or (not head_end and tail_start == len(text)):
+        return None
+    instruction = (text[:head_end] + "\n\n" + text[tail_start:]).strip()
+    return (instruction, tail_start - head_end) if instruction else None
+
+
+def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None]:
+    """Features of the whole prompt, or of its instruction alone when a simple
+    task is asked of pasted text (what the pasted text says does not make the
+    task harder). Also the "detailed request" signal. Returns the values, the
+    labels, the prompt's tokens and the pasted characters set aside (or None)."""
+    split = _split_pasted(text)
+    own_text = text
+    if split is not None:
+        instruction, pasted = split
+        values, labels, _ = _features(instruction)
+        if values.get("simple_task"):
+            tokens = estimate_tokens(text)
+            values["length"] = _length_value(tokens)
+            return values, labels, tokens, pasted
+        own_text = instruction  # the pasted text is not the user's own words
+    values, labels, tokens = _features(text)
+    if not values.get("simple_task") and not values.get("chit_chat"):
+        own = tokens if own_text is text else estimate_tokens(own_text)
+        if own > _DETAIL_FLOOR:
+            values["detailed_request"] = min(1.0, (own - _DETAIL_FLOOR) / (_DETAIL_FULL - _DETAIL_FLOOR))
+            labels.add("detailed_request", f"{own} tokens in the user's own words", 1.0)
+    return values, labels, tokens, None
+
+
 # --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
@@ -2086,7 +2220,7 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
         raise ValueError("text must not be empty or whitespace")
     t = _check_threshold(threshold)
 
-    values, labels, tokens = _features(text)
+    values, labels, tokens, pasted = _all_features(text)
     contributions = {f: FEATURE_WEIGHTS[f] * v for f, v in values.items() if v}
     z = BIAS + sum(contributions.values())
     score = round(1.0 / (1.0 + math.exp(-z)), 3)
@@ -2113,6 +2247,8 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
     ]
     if ignored:
         reasons.append(f"{' and '.join(ignored)} ignored: the prompt carries a real task")
+    if pasted is not None:
+        reasons.append(f"judged on the instruction: {pasted} characters of pasted text set aside")
     if not is_complex and reasons and all(c > 0 for c in contributions.values()):
         reasons.append("complexity signals too weak to cross the threshold")
     if not reasons:
