@@ -277,6 +277,92 @@ def test_factual_phrasing_does_not_hide_a_hard_question() -> None:
     assert classify("What is a derivative?").tier == "simple"
 
 
+# -- pasted text, own words, greetings -----------------------------------------
+
+TECHNICAL_BODY = (
+    "In this work we proposes a novel algorithm to prove convergence of distributed schedulers. We analyze "
+    "the trade-offs, design a fault-tolerant architecture and derive step by step the complexity O(n log n). "
+    "The evaluation compare three benchmark and shows that our method reduce latency by 18 %.\n\n"
+    "```python\ndef schedule(tasks):\n    return sorted(tasks)\n```\n"
+)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Fix the spelling and grammar only, don't touch the content:\n\n" + TECHNICAL_BODY,
+        "Summarize this in one sentence:\n\n" + TECHNICAL_BODY,
+        TECHNICAL_BODY + "\n\nCan you boil the above down to one line for Slack?",
+        "Extrae los nombres de personas de esta noticia:\n\n" + TECHNICAL_BODY,
+    ],
+    ids=["fix-before", "summarize-before", "summarize-after", "extract-es"],
+)
+def test_a_simple_task_on_pasted_text_is_judged_by_its_instruction(prompt: str) -> None:
+    result = classify(prompt)
+    assert result.tier == "simple", result.reasons
+    assert any(r.startswith("judged on the instruction") for r in result.reasons)
+
+
+def test_a_question_about_pasted_data_still_counts_the_data() -> None:
+    table = "\n".join(f"Store {c}: revenue ${r}k, rent ${p}k/mo, staff {s}" for c, r, p, s in
+                      [("A", 420, 18, 12), ("B", 380, 11, 9), ("C", 510, 26, 16)])
+    prompt = f"Here are our numbers:\n\n{table}\n\nWhich store performs best once costs count, and why?"
+    result = classify(prompt)
+    assert result.tier == "complex", result.reasons
+    assert not any(r.startswith("judged on the instruction") for r in result.reasons)
+
+
+def test_a_long_request_in_the_users_own_words_is_a_detailed_request() -> None:
+    own = (
+        "My partner and I are moving from Cologne to Munich at the end of July with two kids aged 4 and 7. "
+        "I keep working remotely, he starts a new job on August 1st. We still have to find a flat, register "
+        "the kids at a school and a kindergarten, sell the car and sort out the old lease, which ends in "
+        "September. What should we do first, and how would you order the rest of it week by week?"
+    )
+    result = classify(own)
+    assert result.tier == "complex"
+    assert any(r.startswith("long, detailed request") for r in result.reasons)
+    chatty = "Hi! " + "I just wanted to say the app is lovely and my whole family enjoys it a lot. " * 4
+    assert classify(chatty).tier == "simple"
+
+
+def test_a_greeting_before_a_real_request_is_ignored() -> None:
+    result = classify("Boa tarde! Poderia me ajudar a planejar a migração de um monólito PHP para microsserviços?")
+    assert result.tier == "complex"
+    assert "greeting ignored: the prompt carries a real task" in result.reasons
+    assert classify("Good morning! How are you today?").tier == "simple"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "tier"),
+    [
+        ("Show that the sum of two even integers is even.", "complex"),
+        ("Zeig, dass jede natürliche Zahl größer als 1 eine Primfaktorzerlegung hat.", "complex"),
+        ("The quarterly results show that sales rose.", "simple"),
+        ("Qui a démontré le dernier théorème de Fermat ?", "simple"),
+        ("ポアンカレ予想を解決した数学者の名前を教えてください。証明の中身は要らないです。", "simple"),
+        ("Build a tiny Lisp interpreter in Python with closures.", "complex"),
+        ("Scrivimi un web scraper asincrono in Python.", "complex"),
+        ("Make a song in C major for my daughter.", "simple"),
+        ("Logic puzzle: exactly one of the four suspects lies. Who did it?", "complex"),
+        ("Find the heavier ball among 9 in 2 weighings.", "complex"),
+        ("Écris une nouvelle de science-fiction d'environ 3 000 mots.", "complex"),
+        ("地方移住をテーマにした短編小説を1万字くらいで書いてほしいです。", "complex"),
+        ("Escreve um conto de uns 15 mil caracteres sobre uma avó.", "complex"),
+        ("Compose a ballad of at least 60 lines about a lost ship.", "complex"),
+        ("Diséñame un plan semana a semana para mi primera maratón.", "complex"),
+        ("Condense these notes into 3 bullet points: we met, agreed the budget, set a date.", "simple"),
+    ],
+)
+def test_multilingual_cues(prompt: str, tier: str) -> None:
+    assert classify(prompt).tier == tier, classify(prompt).reasons
+
+
+def test_line_counts_of_pasted_input_are_not_a_length_request() -> None:
+    assert not any("lines" in r for r in classify("Why do these 200 lines of logs repeat?").reasons)
+    assert any("60 lines" in r for r in classify("A poem of at least 60 lines, please.").reasons)
+
+
 # -- threshold -----------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 
 import pytest
@@ -31,6 +32,25 @@ def test_the_set_is_large_balanced_and_covers_the_policy():
     assert notes["short_but_hard"] >= 30 and notes["long_but_easy"] >= 30
     assert all(ex.label == "complex" for ex in EXAMPLES if ex.note == "short_but_hard")
     assert all(ex.label == "simple" for ex in EXAMPLES if ex.note == "long_but_easy")
+
+
+def _words(text: str) -> frozenset[str]:
+    """Lower-case words; for text without Latin letters (Chinese, Japanese), the characters."""
+    words = re.findall(r"\w+", text.lower())
+    return frozenset(words) if re.search(r"[a-z]", text.lower()) else frozenset(text)
+
+
+def test_no_prompt_is_a_near_duplicate_of_another():
+    """Sets written by different people converge on classic prompts; a near
+    copy in the tuning split would leak into the held-out figures."""
+    words = [(ex.id, _words(ex.text)) for ex in EXAMPLES]
+    close = [
+        (a, b)
+        for i, (a, wa) in enumerate(words)
+        for b, wb in words[i + 1 :]
+        if len(wa & wb) >= 0.5 * len(wa | wb)
+    ]
+    assert not close
 
 
 def test_the_split_is_fixed_by_the_id_and_the_held_out_part_is_sizeable():

@@ -30,19 +30,23 @@ feature         weight  what fires it
 length          +1.5    estimated tokens: 0 up to 48 tokens, rising
                         log-linearly to 1 at 1536 tokens
 reasoning       +3.0    prove / proof that, derive, step by step, show your
-                        work, explain why / in detail, analyze, compare,
-                        evaluate, critique, design a, optimize, scale,
-                        trade-offs, justify, create a plan/strategy (1.0);
-                        the bare nouns (proof, analysis, comparison,
-                        architecture ...), explain, plan, solve, what-if
-                        (0.5)
+                        work, reason it out, explain why / in detail,
+                        analyze, compare, weigh, evaluate, critique, design
+                        a, optimize, scale, trade-offs, justify, create a
+                        plan/strategy, N-week plan, migrate to
+                        microservices, logic puzzles and classic puzzle
+                        names, "in 3 weighings", "fewest ..." (1.0); the
+                        bare nouns (proof, analysis, comparison,
+                        architecture ...), show that, explain, plan,
+                        solve, what-if, break down (0.5); "show that" in a
+                        prompt about math is a proof (1.0)
 multi_part      +2.0    numbered items, bullet lists, several question
                         marks, "first ... then ...", "and also",
                         "additionally"
 code            +3.0    fenced code blocks, code-like syntax, "write a
-                        function/program/script", debug, refactor, stack
-                        traces (1.0); language names, programming concepts,
-                        "implement" (0.5)
+                        function/program/script", "build X in <language>",
+                        debug, refactor, stack traces (1.0); language
+                        names, programming concepts, "implement" (0.5)
 math            +3.0    equations, math symbols / LaTeX, sin(x)-style
                         functions, calculate/compute with non-trivial
                         numbers (1.0); non-trivial arithmetic such as
@@ -53,8 +57,10 @@ constraints     +1.5    "without using", O(n) bounds (1.0); must, at
                         least / at most, budget, requirements, 51-299 word
                         limits (0.5)
 output_length   +3.0    essay, detailed report, comprehensive / in-depth,
-                        >= 300 words, several pages, write an article
-                        (1.0); detailed / thorough, guide, story (0.5)
+                        >= 300 words, >= 3000 characters (1000 CJK),
+                        >= 40 lines, several pages, write an article, a
+                        long poem / multi-section manual (1.0); detailed /
+                        thorough, guide, manual, write a story / poem (0.5)
 chit_chat       -3.0    greeting or small talk (hello, hola, bonjour,
                         hallo, ola, how are you, thanks ...)
 factual_lookup  -1.5    short (<= 40 tokens) "what is / who is / define /
@@ -63,7 +69,14 @@ simple_task     -2.5    translate, fix spelling/grammar, sentiment /
                         classify / extract, summarize, simple list,
                         formatting or unit conversion, rephrase
 brevity         -1.0    "in one sentence", "briefly", "yes or no",
+                        "just the definition", "no need for examples",
                         <= 50 words
+detailed_request +2.0   a request of more than 48 tokens in the user's own
+                        words (not pasted text), with no simple task and
+                        no small talk: 0 at 48 tokens, 1 from 100. Long
+                        descriptions of one's own situation ("we are
+                        moving in July with two kids ... what first?")
+                        are nearly always planning or analysis.
 ==============  ======  ==================================================
 
 How a positive feature's value is computed: every cue has a label and a
@@ -72,7 +85,7 @@ are summed, capped at 2.0 and divided by 2. So one strong cue gives 0.5 (a
 +1.5 contribution for a weight-3 feature), two strong cues saturate it. The
 simple features are 0 or 1 (``chit_chat`` is 0.5 for prompts over 40 tokens).
 
-Two interactions keep the score honest:
+Interactions that keep the score honest:
 
 * Instruction region. On prompts longer than 800 characters, keyword cues
   only count fully when they occur in the first or last 400 characters (where
@@ -89,12 +102,24 @@ Two interactions keep the score honest:
   says nothing about its difficulty) and ``simple_task`` / ``brevity`` are
   halved ("Hi! Prove that ...", "What are the trade-offs of ...",
   "Summarize and critique ...").
+* Pasted text is data. When a prompt reads as an instruction around pasted
+  text ("<instruction>:" or a paragraph, then the pasted text, maybe a closing
+  question; or the pasted text, then the instruction as the last paragraph)
+  and the instruction alone asks a simple task, the prompt is judged on the
+  instruction: fixing the typos of a paper about proofs is still a typo fix.
+  The reasons say how many characters were set aside. Without a simple task
+  the whole prompt counts ("Here are our figures: ... Which store is best?").
+  In a prompt under 800 characters, cues after "<instruction>:" count at half
+  strength, like the body of a long prompt.
+* A greeting before a real request ("Good afternoon! Could you help me plan
+  ...") is ignored once more than 12 tokens follow it and a complexity cue
+  fired; small talk ("how are you") always counts.
 * Quoted text is data. Keyword cues ignore the inside of quotes and inline
   code spans ("Give me a synonym for 'analyze'" is not an analysis request);
   structural cues (code syntax, numbers, lists) still see it.
 
-Language coverage: keyword cues exist for English, Spanish, French, German
-and Portuguese, plus a few Chinese, Japanese, Italian and Russian ones. Matching is done on a
+Language coverage: keyword cues exist for English, Spanish, French, German,
+Portuguese, Italian, Chinese and Japanese, plus a few Russian ones. Matching is done on a
 casefolded, accent-stripped copy of the text, so "Démontrez", "demontrez",
 "Schritt für Schritt" and "schritt fur schritt" all match. CJK characters count
 as one token each (see :func:`estimate_tokens`).
@@ -109,8 +134,8 @@ into words once, and a cue pattern is only run when the words its matches
 start with occur, and then only where they occur (see the gates above the cue
 tables); number and line patterns are only tried where digits and lines
 start. These shortcuts never change a result:
-tests/unit/test_classifier_speed_equivalence.py checks that against frozen
-outputs of the plain implementation and proves every gate sound.
+tests/unit/test_classifier_speed_equivalence.py compares every output with a
+plain mode (shortcuts patched out) and proves every gate sound.
 """
 
 from __future__ import annotations
@@ -2144,30 +2169,34 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
-def _split_pasted(text: str) -> tuple[str, int] | None:
-    """``(instruction, pasted characters)`` when the prompt is an instruction
-    around pasted text: "<instruction>:<pasted>", "<instruction><blank line>
-    <pasted>[<blank line><question?>]" or "<pasted><blank line><instruction>"."""
+def _pasted_splits(text: str) -> list[tuple[str, int]]:
+    """Ways to read the prompt as an instruction around pasted text, as
+    ``(instruction, pasted characters)``, most likely first:
+    "<instruction>: <pasted>" or "<instruction><blank line><pasted>", each
+    maybe followed by "<blank line><question?>"; then "<pasted><blank line>
+    <instruction>". At least _MIN_DATA characters must be pasted."""
     if len(text) < _MIN_DATA:
-        return None
+        return []
+    splits = []
     marker = _DATA_MARKER.search(text, 0, _REGION)
     first = _BLANK_LINE.search(text, 0, _REGION + 2)
-    head_end = min(m.start() if m is first else m.end() for m in (marker, first) if m is not None) if (
-        marker or first
-    ) else 0
-    tail_start = len(text)
+    head_ends = [m.end() for m in (marker,) if m is not None] + [m.start() for m in (first,) if m is not None]
     last = None
-    for last in _BLANK_LINE.finditer(text, head_end + 1):
+    for last in _BLANK_LINE.finditer(text):
         pass
-    if last is not None and len(text) - last.end() <= _REGION:
-        tail = text[last.end() :]
-        # After an instruction, only a question is one again; alone, the last paragraph is the instruction.
-        if tail.strip() and (not head_end or "?" in tail or "？" in tail):
-            tail_start = last.end()
-    if tail_start - head_end < _MIN_DATA or (not head_end and tail_start == len(text)):
-        return None
-    instruction = (text[:head_end] + "\n\n" + text[tail_start:]).strip()
-    return (instruction, tail_start - head_end) if instruction else None
+    tail_start = None
+    if last is not None and len(text) - last.end() <= _REGION and text[last.end() :].strip():
+        tail_start = last.end()
+    if head_ends:
+        head_end = min(head_ends)
+        end = len(text)
+        if tail_start is not None and tail_start > head_end and ("?" in text[tail_start:] or "？" in text[tail_start:]):
+            end = tail_start  # a closing question about the pasted text is part of the instruction
+        if end - head_end >= _MIN_DATA:
+            splits.append(((text[:head_end] + "\n\n" + text[end:]).strip(), end - head_end))
+    if tail_start is not None and tail_start >= _MIN_DATA:
+        splits.append((text[tail_start:].strip(), tail_start))
+    return splits
 
 
 def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None]:
@@ -2175,19 +2204,17 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
     task is asked of pasted text (what the pasted text says does not make the
     task harder). Also the "detailed request" signal. Returns the values, the
     labels, the prompt's tokens and the pasted characters set aside (or None)."""
-    split = _split_pasted(text)
-    own_text = text
-    if split is not None:
-        instruction, pasted = split
+    splits = _pasted_splits(text)
+    for instruction, pasted in splits:
         values, labels, _ = _features(instruction)
         if values.get("simple_task"):
             tokens = estimate_tokens(text)
             values["length"] = _length_value(tokens)
             return values, labels, tokens, pasted
-        own_text = instruction  # the pasted text is not the user's own words
     values, labels, tokens = _features(text)
     if not values.get("simple_task") and not values.get("chit_chat"):
-        own = tokens if own_text is text else estimate_tokens(own_text)
+        # The user's own words: the instruction, if the rest was pasted.
+        own = estimate_tokens(splits[0][0]) if splits else tokens
         if own > _DETAIL_FLOOR:
             values["detailed_request"] = min(1.0, (own - _DETAIL_FLOOR) / (_DETAIL_FULL - _DETAIL_FLOOR))
             labels.add("detailed_request", f"{own} tokens in the user's own words", 1.0)
