@@ -128,6 +128,12 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return render(headers, rows)
 
 
+def source(ex: Example) -> str:
+    """Which independently written set a prompt comes from: v1, v2 or v3 (by id prefix)."""
+    prefix = ex.id.split("-", 1)[0]
+    return prefix if prefix in ("v2", "v3") else "v1"
+
+
 def report(examples: list[Example], threshold: float, title: str) -> str:
     results = predict(examples, threshold)
     overall = Scores.of((ex.label, tier) for ex, _, tier in results)
@@ -142,13 +148,17 @@ def report(examples: list[Example], threshold: float, title: str) -> str:
     lines += ["", "confusion matrix (rows: label, columns: routed)"]
     lines.append(_table(["", "routed simple", "routed complex"], [
         ["label simple", overall.tn, overall.fp], ["label complex", overall.fn, overall.tp]]))
-    for key, name in ((lambda ex: ex.language, "language"), (lambda ex: ex.note or "-", "kind"),
+    for key, name in ((source, "set"), (lambda ex: ex.language, "language"), (lambda ex: ex.note or "-", "kind"),
                       (lambda ex: ex.category, "category")):
         groups: dict[str, list] = defaultdict(list)
         for ex, _, tier in results:
             groups[key(ex)].append((ex.label, tier))
-        rows = [[g, len(pairs), f"{Scores.of(pairs).accuracy:.3f}"] for g, pairs in sorted(groups.items())]
-        lines += ["", _table([name, "prompts", "accuracy"], rows)]
+        rows = []
+        for g, pairs in sorted(groups.items()):
+            s = Scores.of(pairs)
+            recall = f"{s.recall:.3f}" if s.tp + s.fn else "-"
+            rows.append([g, len(pairs), f"{s.accuracy:.3f}", recall])
+        lines += ["", _table([name, "prompts", "accuracy", "recall (complex)"], rows)]
     misses = [(ex, score, tier) for ex, score, tier in results if tier != ex.label]
     if misses:
         lines += ["", f"misrouted ({len(misses)}):"]

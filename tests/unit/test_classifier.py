@@ -293,9 +293,10 @@ TECHNICAL_BODY = (
         "Fix the spelling and grammar only, don't touch the content:\n\n" + TECHNICAL_BODY,
         "Summarize this in one sentence:\n\n" + TECHNICAL_BODY,
         TECHNICAL_BODY + "\n\nCan you boil the above down to one line for Slack?",
+        TECHNICAL_BODY.replace("\n\n", "\n") + "\nTwo-sentence summary?",
         "Extrae los nombres de personas de esta noticia:\n\n" + TECHNICAL_BODY,
     ],
-    ids=["fix-before", "summarize-before", "summarize-after", "extract-es"],
+    ids=["fix-before", "summarize-before", "summarize-after", "last-line", "extract-es"],
 )
 def test_a_simple_task_on_pasted_text_is_judged_by_its_instruction(prompt: str) -> None:
     result = classify(prompt)
@@ -352,6 +353,14 @@ def test_a_greeting_before_a_real_request_is_ignored() -> None:
         ("Compose a ballad of at least 60 lines about a lost ship.", "complex"),
         ("Diséñame un plan semana a semana para mi primera maratón.", "complex"),
         ("Condense these notes into 3 bullet points: we met, agreed the budget, set a date.", "simple"),
+        ("Two fuses each burn an hour, unevenly. How do you time 45 minutes?", "complex"),
+        ("I have two cats. What names do you suggest?", "simple"),
+        ("Roughly how many piano tuners work in Chicago?", "complex"),
+        ("How would you design a rate limiter for a public API?", "complex"),
+        ("Pratt parser in C, please.", "complex"),
+        ("A 3-minute toast for my brother's wedding, please.", "complex"),
+        ("In how many ways can 8 rooks sit on a chessboard without attacking each other?", "complex"),
+        ("Questa recensione è positiva o negativa? Una parola.", "simple"),
     ],
 )
 def test_multilingual_cues(prompt: str, tier: str) -> None:

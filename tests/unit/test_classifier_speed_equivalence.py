@@ -176,6 +176,12 @@ EXTRA = [
     "Summarize this:\n\n" + "The council met on Monday to discuss the budget and the new library. " * 4
     + "\n\nWhich items were approved?",
     'Fix the grammar only: "' + "We evaluates the algorithm on three benchmark and shows it analyze data. " * 5 + '"',
+    "Roughly how many piano tuners work in Chicago?", "Estime en détaillant.", "In how many ways can 8 rooks sit?",
+    "digits summing to 20", "expected number of rolls", "I'm 3x my son's age; in 12 years 2x.",
+    "What weekday is 29 February 2052?", "How would you design a rate limiter?", "Como você estruturaria isso?",
+    "Pratt parser in C, please.", "monthly payment on a $340k loan at 6.1% APR? Show the formula.",
+    "Detailed grant proposal, full draft.", "Vergleich gründlich: A oder B?", "Svelte o React? Analisi seria.",
+    "Turn these notes into a checklist", "Mach mir daraus eine Liste", "リストにして", "multi-tenant SaaS",
     # odd characters
     "ﬁnd the ﬁle", "Straße und Maß", "İstanbul", "\u212a kelvin", "がぎぐげご", "ｆｕｌｌｗｉｄｔｈ １２３",
     "e\u0301te\u0301", "naïve café résumé", "Ærø œuvre", "ŉ ǰ", "\u00a0nbsp\u00a0", "zero\u200bwidth", "line\u2028sep",

@@ -84,3 +84,15 @@ def test_calibration_hits_the_target_share(share):
     t = threshold_for_share(scores, share)
     achieved = sum(1 for s in scores if s >= t) / len(scores)
     assert abs(achieved - share) <= 1 / len(scores) + 1e-9
+
+
+def test_heldout_quality_does_not_fall_below_the_measured_floor():
+    """A regression guard, not the goal: the held-out figures measured when the
+    classifier was last tuned (accuracy 0.871, precision 0.915, recall 0.839;
+    docs/routing.md), a little below. Issue 5's target, 0.90 accuracy and 0.90
+    complex recall, is not met yet."""
+    from harpoon.classifier import classify
+
+    held = [ex for ex in EXAMPLES if ex.split == "heldout"]
+    s = Scores.of((ex.label, classify(ex.text).tier) for ex in held)
+    assert s.accuracy >= 0.86 and s.precision >= 0.90 and s.recall >= 0.83, (s.accuracy, s.precision, s.recall)

@@ -453,7 +453,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|\bexplain your (?:reasoning|logic|thinking)\b|\bwith (?:full |detailed |clear )?reasoning\b"
                 r"|\bmuestra (?:tu|el) (?:trabajo|procedimiento)\b"
                 r"|\bmontre[rz]? (?:ton|votre) raisonnement\b|\bmit rechenweg\b|\bmostre (?:o|seu) raciocinio\b"
-                r"|\bshow (?:work|working|steps)\b|\bspiega(?:mi)? il (?:ragionamento|procedimento)\b"
+                r"|\bshow (?:work|working|steps|the formula|your formula)\b"
+                r"|\bspiega(?:mi)? il (?:ragionamento|procedimento)\b"
                 r"|\bmostra(?:mi)? i passaggi\b|\bexplica (?:tu|el) razonamiento\b|\bexplique (?:ton|le) raisonnement\b"
                 r"|順を追って|順序立てて|一步步|分步"
             ),
@@ -463,7 +464,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 "順を追って 順序立てて 一步步 分步 "
                 "| step* paso etape schritt passo шаг 一步一步 逐步 ステップバイステップ 段階的に work working reasoning "
                 "calculation* deduction derivation logic math how case thought muestra raisonnement rechenweg "
-                "raciocinio out through thinking ragionamento procedimento passaggi razonamento 順を追って 順序立てて 一步步 分步"
+                "raciocinio out through thinking formula ragionamento procedimento passaggi razonamento 順を追って 順序立てて 一步步 分步"
             ),
         ),
         (
@@ -497,7 +498,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "analysis",
             1.0,
             (
-                r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b"
+                r"\banaly[sz](?:e|es|ing|ed)\b|\banaliz(?:a|ar|e)\b|\banalys(?:er|ez)\b|\banalisa\b"
                 r"|\banalysiere\w*|\banalis(?:e|ar)\b|\banalizza\w*|\bпроанализиру\w*|\bанализ\w*|分析"
             ),
             "analys* analyz* analiz* analis* анализ проанализиру 分析",
@@ -506,7 +507,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "reasoning",
             "analysis",
             0.5,
-            r"\banalysis\b|\banalisis\b|\banalyse\b|\bbreak (?:it |this |them |that |these )?down\b|\bbreakdown of\b",
+            r"\banalysis\b|\banalisis\b|\banalyse\b|\banalisi\b|\bbreak (?:it |this |them |that |these )?down\b"
+            r"|\bbreakdown of\b",
             "analys* analis* break breakdown | analys* analis* down breakdown",
         ),
         (
@@ -586,13 +588,35 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         (
             "reasoning",
             "design",
+            1.0,
+            (
+                r"\bhow would you (?:design|build|structure|architect|approach|set up|organi[sz]e|scale|model)\b"
+                r"|\bwie wurdest du\b[^.?!\n]{0,60}\b(?:aufbauen|gestalten|entwerfen|strukturieren|umsetzen|planen)\b"
+                r"|\bcomo (?:voce |tu )?(?:estruturaria|projetaria|montaria|organizaria|arquitetaria)\b"
+                r"|\bcomo (?:estructurarias|disenarias|montarias|organizarias|plantearias)\b"
+                r"|\bcomment (?:tu |vous )?(?:structurerais|concevrais|organiserais|construirais|structureriez"
+                r"|concevriez|organiseriez)\b|\bcome (?:strutturesti|progetteresti|organizzeresti|costruiresti)\b"
+            ),
+            (
+                "how wie como comment come "
+                "| design build structure architect approach set organise organize scale model aufbauen gestalten "
+                "entwerfen strukturieren umsetzen planen estruturaria projetaria montaria organizaria arquitetaria "
+                "estructurarias disenarias montarias organizarias plantearias structurerais concevrais organiserais "
+                "construirais structureriez concevriez organiseriez strutturesti progetteresti organizzeresti "
+                "costruiresti"
+            ),
+        ),
+        (
+            "reasoning",
+            "design",
             0.5,
             (
                 r"\bdesign\b|\bdiseno\b|\bentwurf\b|\barchitectures?\b|\barquitectura\b|\barquitetura\b"
                 r"|\bmonolit\w*|\bmonolith\w*|\bmicro-?servic\w*|\bmicrosservic\w*|\bevent-driven\b|\bserverless\b"
+                r"|\bmulti-?tenant\w*|\bmandanten\w*|\boffline-first\b"
             ),
             "design diseno entwurf architect* arquitectura arquitetura monolit* monolith* micro microservic* "
-            "microsservic* event serverless",
+            "microsservic* event serverless multi multitenant* mandanten* offline",
         ),
         (
             "reasoning",
@@ -747,6 +771,35 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "reasoning",
+            "estimate",
+            1.0,
+            (
+                r"\b(?:roughly|approximately|about) how (?:many|much)\b|\bestimate (?:how|the number|the total)\b"
+                r"|\bfermi\b|\bback[- ]of[- ]the[- ]envelope\b|\bballpark\b|\bestime[rz]?\b|\bstima\b"
+                r"|\bschatz(?:e|en)?\b|\bestimativa\b|\bgrob geschatzt\b|大概有多少|ざっくり"
+            ),
+            (
+                "roughly approximately about estimate fermi back ballpark estime estimer estimez stima schatz "
+                "schatze schatzen estimativa grob 大概有多少 ざっくり"
+            ),
+        ),
+        (
+            "reasoning",
+            "puzzle",
+            1.0,
+            (
+                r"\b(?:twice|double|triple|three times|half|doppio|triplo|dobro|doble|doppelt so alt|dreimal so alt"
+                r"|le double|le triple|(?:[2-9]|10)x)\b[^.?!\n]{0,40}\b(?:age|ages|old|anni|eta|idade|edad|age|alter|ans)\b"
+                r"|\bwhat (?:day of the week|weekday)\b|\bque dia da semana\b|\bque dia de la semana\b"
+                r"|\bquel jour de la semaine\b|\bwelche[rn]? wochentag\b|\bche giorno della settimana\b|星期几|何曜日"
+            ),
+            (
+                "~ twice double triple three half doppio triplo dobro doble doppelt dreimal le 0x 1x 2x 3x 4x 5x 6x "
+                "7x 8x 9x 10x day weekday que quel welche welcher welchen che 星期几 何曜日"
+            ),
+        ),
+        (
+            "reasoning",
             "puzzle",
             1.0,
             (
@@ -872,6 +925,23 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "code",
+            "write code",
+            1.0,
+            (
+                r"\b(?:parser|interpreter|compiler|server|client|library|cli|bot|scraper|crawler|filter|cache|queue"
+                r"|tree|heap|trie|allocator|emulator|engine|solver|tokenizer|lexer|linter|driver|daemon|plugin"
+                r"|extension)\b[^.?!\n]{0,30}\bin (?:python|javascript|typescript|java|kotlin|swift|rust|go|golang"
+                r"|haskell|ruby|php|scala|c\+\+|c#|c|zig|elixir|erlang|ocaml|clojure)(?![\w+#])"
+            ),
+            (
+                "parser interpreter compiler server client library cli bot scraper crawler filter cache queue tree "
+                "heap trie allocator emulator engine solver tokenizer lexer linter driver daemon plugin extension "
+                "| python javascript typescript java kotlin swift rust go golang haskell ruby php scala c zig elixir "
+                "erlang ocaml clojure"
+            ),
+        ),
+        (
+            "code",
             "implementation",
             0.5,
             r"\bimplement\w*|\bimplementa\w*|实现|実装",
@@ -900,13 +970,15 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 r"(?<![a-z0-9_])(?:python|javascript|typescript|java|kotlin|swift|rust|golang|haskell|ruby|php|scala|perl"
                 r"|sql|bash|powershell|react|django|flask|numpy|pandas|node\.js|nodejs|html|css|kubernetes"
-                r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol)(?![a-z0-9_])"
+                r"|docker|terraform|fortran|matlab|lua|elixir|erlang|ocaml|dart|solidity|verilog|vhdl|cobol|postgres"
+                r"|postgresql|mysql|sqlite|bigquery|svelte|vue|angular|nextjs|next\.js)(?![a-z0-9_])"
                 r"|(?<![a-z0-9_])(?:c\+\+|c#)"
             ),
             (
                 "python javascript typescript java kotlin swift rust golang haskell ruby php scala perl sql bash "
                 "powershell react django flask numpy pandas node nodejs html css kubernetes docker terraform "
-                "fortran matlab lua elixir erlang ocaml dart solidity verilog vhdl cobol c"
+                "fortran matlab lua elixir erlang ocaml dart solidity verilog vhdl cobol c postgres postgresql mysql "
+                "sqlite bigquery svelte vue angular nextjs next"
             ),
         ),
         (
@@ -921,7 +993,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 r"|estructura de datos|structure de donnees|datenstruktur|estrutura de dados|interpreter|lexer"
                 r"|tokenizer|red-black trees?|avl trees?|b-trees?|binary trees?|priority queues?"
                 r"|garbage collector|state machines?|solver|crdts?|paxos|mutex|semaphores?|thread-safe|interprete"
-                r"|web scraper|scraper|crawler|rate limit\w*"
+                r"|web scraper|scraper|crawler|rate limit\w*|parser|bloom filter"
                 r"|lock-free)\b"
             ),
             (
@@ -929,11 +1001,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
                 "deadlock memory api apis microservice* database unit regex regular compiler async await lru cache "
                 "estructura structure estrutura datenstruktur interpreter lexer tokenizer red avl b priority "
                 "garbage state solver crdt crdts paxos mutex semaphore* thread lock interprete web scraper crawler rate "
+                "parser bloom "
                 "| algorithm* structure* estructura estrutura datenstruktur complexity big recursi* dynamic binary "
                 "linked hash* concurrency multithread* race deadlock leak api apis microservice* schema unit regex "
                 "regular compiler async await lru cache interpreter lexer tokenizer tree trees queue queues "
                 "collector machine machines solver crdt crdts paxos mutex semaphore* safe free interprete scraper crawler "
-                "limit*"
+                "limit* parser filter"
             ),
         ),
         # ---- math ----------------------------------------------------------
@@ -979,17 +1052,35 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "math",
+            "combinatorics",
+            1.0,
+            (
+                r"\bin how many (?:different )?ways\b|\bhow many (?:different )?ways\b|\bnumber of ways\b"
+                r"|\bhow many \d+-digit\b"
+                r"|\bdigits? (?:sum|summing|add up)\b|\bquanti modi\b|\bde combien de facons\b"
+                r"|\bwie viele moglichkeiten\b|\bde quantas (?:maneiras|formas)\b|\bde cuantas (?:maneras|formas)\b"
+                r"|\bexpected number of\b|多少种|何通り"
+            ),
+            (
+                "in how number digit digits quanti de wie expected 多少种 何通り "
+                "| ways digit digits modi facons moglichkeiten maneiras formas maneras expected 多少种 何通り"
+            ),
+        ),
+        (
+            "math",
             "finance math",
             0.5,
             (
                 r"\b(?:annual|annuali[sz]ed|average) growth rate\b|\bgrowth rate\b|\bcompound(?:ed)? (?:interest|growth|annual)\b"
                 r"|\bcagr\b|\bcumulative\b|\binterest rate\b|\bpercentage (?:change|points?)\b"
                 r"|\bnet present value\b|\bnpv\b|\bamorti[sz]\w*|\bbreak-even\b|\binteres compuesto\b"
-                r"|\binterets composes\b|\bzinseszins\w*|\bjuros compostos\b|复利|複利"
+                r"|\binterets composes\b|\bzinseszins\w*|\bjuros compostos\b|\bmonthly payments?\b|\bapr\b"
+                r"|\bmortgage\b|\bloan\b|\bmutuo\b|\bfinanciamento\b|\bhipoteca\b|\bemprunt\b|\bkredit\b|复利|複利|房贷|ローン"
             ),
             (
                 "annual annuali* average growth compound* cagr cumulative interest percentage net npv amorti* break "
-                "interes interets zinseszins* juros 复利 複利"
+                "interes interets zinseszins* juros monthly apr mortgage loan mutuo financiamento hipoteca emprunt kredit "
+                "复利 複利 房贷 ローン"
             ),
         ),
         (
@@ -1132,8 +1223,8 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             "long document",
             1.0,
             (
-                r"\b(?:detailed|full|comprehensive|in-depth|technical|formal|research) (?:report|proposal"
-                r"|document|specification|review)\b|\bwhite ?paper\b|\bresearch paper\b|\bliterature review\b"
+                r"\b(?:detailed|full|comprehensive|in-depth|technical|formal|research) (?:\w+ )?(?:report|proposal"
+                r"|document|specification|review|draft)\b|\bwhite ?paper\b|\bresearch paper\b|\bliterature review\b"
                 r"|\bbusiness plan\b|\bcase study\b|\binforme detallado\b|\brapport detaille\b"
                 r"|\bdetaillierten bericht\b|\brelatorio detalhado\b|\bplan de negocios?\b|\bplano de negocios\b"
                 r"|\bbusinessplan\b|报告|レポート"
@@ -1141,7 +1232,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             (
                 "detailed full comprehensive in technical formal research white* literature business case informe "
                 "rapport detaillierten relatorio plan plano 报告 レポート "
-                "| report proposal document specification review white* paper business case informe rapport bericht "
+                "| report proposal document specification review draft white* paper business case informe rapport bericht "
                 "relatorio negocio* 报告 レポート"
             ),
         ),
@@ -1231,11 +1322,12 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
             0.5,
             (
                 r"\bdetailed\b|\bthorough(?:ly)?\b|\bin detail\b|\bdetallad[oa]\b|\ben detalle\b|\bdetaillee?s?\b"
-                r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b"
+                r"|\ben detail\b|\bdetailliert\w*|\bim detail\b|\bdetalhad[oa]\b|\bem detalhe\b|\bgrundlich\w*"
+                r"|\bminuziosa\w*|\bdettagliat\w*|\bnel dettaglio\b|\bdireitinho\b|\ben detaillant\b"
             ),
             (
-                "detail* thorough* in detall* en im detalh* em "
-                "| detail* thorough* detall* detalh*"
+                "detail* thorough* in detall* en im detalh* em grundlich* minuziosa* dettagliat* nel direitinho "
+                "| detail* thorough* detall* detalh* grundlich* minuziosa* dettagliat* dettaglio direitinho detaillant"
             ),
         ),
         (
@@ -1304,28 +1396,32 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                 r"negative|neutral|neutre|positiv[oa]|positive)\b"
                 r"|\b(?:saca|sacame|extrai|zieh)\b[^.?!\n]{0,60}\b(?:nombres|nomes|namen|names|datos|dados|raus)\b"
                 r"|\b(?:list|name|find|pull out|give me)\b[^.?!\n]{0,40}\b(?:mentioned|named|that appear|listed) in\b"
-                r"|\bwerden\b[^.?!\n]{0,40}\bgenannt\b|情感|情绪|感情分析|提取|抽出|好评|差评|ポジティブ|ネガティブ"
+                r"|\bwerden\b[^.?!\n]{0,40}\bgenannt\b|\bnames only\b|\b(?:only|just) the names\b|\bpull out\b"
+                r"|\bnur (?:die )?namen\b|\bsolo (?:los |i )?(?:nombres|nomi)\b|\bseulement les noms\b|\bso os nomes\b"
+                r"|情感|情绪|感情分析|提取|抽出|好评|差评|正面|负面|ポジティブ|ネガティブ"
             ),
             (
                 "sentiment* classify* categori* positive* is extract* clasifica* extrae* extrai* stimmung* "
                 "klassifiziere* extrahiere* estrai* positiv* negativ* saca sacame zieh list name find pull give werden "
-                "情感 情绪 感情分析 提取 抽出 好评 差评 ポジティブ ネガティブ "
+                "names only just nur solo seulement so 情感 情绪 感情分析 提取 抽出 好评 差评 正面 负面 ポジティブ ネガティブ "
                 "| sentiment* classify* categori* positive* negative* spam* sarcastic* toxic* offensive* extract* "
                 "clasifica* extrae* extrai* stimmung* klassifiziere* extrahiere* estrai* negativ* neutr* positiv* "
-                "nombres nome* name* dato* dado* raus* mentioned named appear listed genannt 情感 情绪 感情分析 提取 "
-                "抽出 好评 差评 ポジティブ ネガティブ"
+                "nombres nome* name* dato* dado* raus* mentioned named appear listed genannt only pull namen solo "
+                "seulement "
+                "情感 情绪 感情分析 提取 抽出 好评 差评 正面 负面 ポジティブ ネガティブ"
             ),
         ),
         (
             "summarization",
             (
-                r"\bsummari[sz]\w*|\b(?:a|short|brief|quick|one-line|one-sentence) (?:\w+ )?summary\b|^summary\b"
+                r"\bsummari[sz]\w*|\b(?:a|short|brief|quick|one-line|one-sentence|two-sentence|three-sentence"
+                r"|one-paragraph) (?:\w+ )?summary\b|^summary\b|\bsummary\?"
                 r"|\btl;?dr\b|\bresum(?:e|en|ir|a|ez|er|o|eme|elo)\b|\bfass\w* .{0,60}\bzusammen\b"
                 r"|\bzusammenfass\w*|\bsintetiza\b|\bgist\b|\bcondense\w*|\bboil\b[^.?!\n]{0,30}\bdown\b"
                 r"|\b(?:key|main) (?:points|takeaways)\b|\briassum\w*|\bbasically say\b|总结|概括|要約|まとめ|摘要|要点"
             ),
             (
-                "summari* a short brief quick one summary tl tldr* resum* fass* zusammenfass* sintetiza* gist* "
+                "summari* a short brief quick one two three summary tl tldr* resum* fass* zusammenfass* sintetiza* gist* "
                 "condense* boil key main riassum* basically 总结 概括 要約 まとめ 摘要 要点"
             ),
         ),
@@ -1347,14 +1443,26 @@ _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "formatting/conversion",
             (
                 r"\b(?:format|convert|turn|rewrite|reformat|put)\b.{0,40}\b(?:json|csv|table|bullet(?: points)?"
-                r"|bulleted list|numbered list|uppercase|lowercase|title case|markdown|yaml|alphabetical order)\b"
+                r"|bulleted list|numbered list|checklist|to-?do list|list|uppercase|lowercase|title case|markdown|yaml"
+                r"|alphabetical order)\b"
+                r"|\b(?:mach|erstell)\w*[^.?!\n]{0,30}\b(?:liste|checkliste|tabelle|stichpunkt\w*|aufzahlung)\b"
+                r"|\bas (?:json|csv|yaml|a table|a list|a bulleted list)\b"
+                r"|\b(?:fais|mets)\b[^.?!\n]{0,30}\b(?:liste|tableau|puces)\b"
+                r"|\b(?:haz|hazme|hazlo|pon|ponlo|ponme|convierte\w*)\b[^.?!\n]{0,30}\b(?:lista|tabla|vinetas)\b"
+                r"|\b(?:faz|faca|transforma\w*|coloca\w*)\b[^.?!\n]{0,30}\b(?:lista|tabela|topicos)\b"
+                r"|\b(?:fai|fammi|metti\w*|trasforma\w*)\b[^.?!\n]{0,30}\b(?:elenco|lista|tabella|punti elenco)\b"
+                r"|列成|整理成|做成表格|リストにして|箇条書き|表にして"
                 r"|\bsort .{0,40}alphabetical\w*|\balphabeti[sz]e\b|\bin (?:upper|lower) ?case\b"
                 r"|\bconvert \d[\d.,]*\s*\w+ (?:to|into|in) \w+|\bconvierte \d|\bconvertis(?:sez)? \d"
                 r"|\brechne \d[\d.,]*\s*\w+ in\b|\bconverta \d"
             ),
             (
-                "format convert turn rewrite reformat put sort alphabeti* in convierte rechne "
-                "| format convert turn rewrite reformat put sort alphabeti* upper* lower* convierte rechne numbered"
+                "format convert turn rewrite reformat put sort alphabeti* in convierte rechne mach* erstell* fais mets as "
+                "haz hazme hazlo pon ponlo ponme convierte* faz faca transforma* coloca* fai fammi metti* trasforma* 列成 整理成 做成表格 リストにして 箇条書き "
+                "表にして "
+                "| format convert turn rewrite reformat put sort alphabeti* upper* lower* convierte rechne numbered "
+                "liste* checkliste tabelle stichpunkt* aufzahlung as tableau puces* lista* tabla* vinetas tabela topicos elenco "
+                "tabella punti 列成 整理成 做成表格 リストにして 箇条書き 表にして"
             ),
         ),
         (
@@ -1420,15 +1528,15 @@ _BREVITY = _rx(
     r"|\bno (?:hace falta|necesito)\b|\bpas besoin\b|\bnicht notig\b|\bnao precisa\b"
     r"|\b(?:no|don't|do not) need (?:the |a |any )?(?:proof|details|explanation|examples?)\b"
     r"|\binto (?:[1-5]|one|two|three|four|five) (?:bullet points|bullets|lines)\b"
-    r"|一句话|简短|一言で|要らない|いらない|不需要|不用",
+    r"|一句话|简短|一言で|要らない|いらない|不需要|不用|只回答|一个词",
     (
         "in one briefly* short yes tl tldr* en brevemente* brievement* kurz* em resumidamente* ja oui si sim 一句话 简短 "
-        "一言で just only solo seulement nur so no pas nicht nao don do into 要らない いらない 不需要 不用 "
+        "一言で just only solo seulement nur so no pas nicht nao don do into 要らない いらない 不需要 不用 只回答 一个词 "
         "| sentence* word* line* phrase* briefly* short yes tl tldr* una pocas brevemente* une un quelques "
         "brievement* einem wenigen kurz* uma poucas resumidamente* oder oui si sim 一句话 简短 一言で definition "
         "definicion definicao name* nombre answer number result lines lineas frases lignes phrases satzen linhas "
         "hace necesito besoin notig* precisa proof* details explanation example examples bullet bullets 要らない "
-        "いらない 不需要 不用"
+        "いらない 不需要 不用 只回答 一个词"
     ),
 )
 
@@ -1515,6 +1623,17 @@ _LINES_ASK = _rx(
     r" (\d{1,4}) (?:lines|verses|stanzas|versos|estrofas|lineas|lignes|strophes|zeilen|strophen|linhas)\b",
     "at minimum about around roughly approximately al au mindestens pelo | lines verses stanzas versos estrofas "
     "lineas lignes strophes zeilen strophen linhas",
+)
+# A speech or talk of several minutes is long-form writing.
+_SPEECH_WORDS = (
+    r"(?:\b(?:speech|talk|toast|eulogy|keynote|discurso|discours|rede|ansprache|discorso|brindisi)\b"
+    r"|スピーチ|演讲|致辞|发言|原稿|讲稿)"
+)
+_MINUTES = r"(\d{1,2})(?:[ -](?:minutes?|mins?|minutos|minuti|minuten)\b| ?分)"
+_SPEECH_MINUTES = _rx(
+    _SPEECH_WORDS + r"[^.?!\n。]{0,60}?" + _MINUTES + "|" + _MINUTES + r"[^.?!\n。]{0,40}?" + _SPEECH_WORDS,
+    "~ speech talk toast eulogy keynote discurso discours rede ansprache discorso brindisi スピーチ 演讲 致辞 发言 原稿 讲稿 "
+    "| minute minutes min mins minutos minuti minuten 分",
 )
 # CJK character counts: 3000字, 1万字, 五千字 is not parsed (digits only).
 _CJK_LENGTH_ASK = re.compile(r"(\d{1,6}(?:\.\d)?)\s?([万千])?\s?(?:字|文字)")
@@ -1698,6 +1817,7 @@ def _occurrences(text: str, sub: str) -> list[int]:
 # break or an opening quote. At least _MIN_DATA characters must follow it.
 _DATA_MARKER = re.compile(r"[:：][ \t]*(?:\n|(?=[\"«「]))")
 _MIN_DATA = 150
+_LINE_INSTRUCTION = 300  # characters: longest first or last line read as an instruction
 
 # Below this many characters a search costs less than working out where to try.
 _SHORT_PROSE = 128
@@ -1943,6 +2063,9 @@ def _length_asks(scan: _Scan, labels: _Labels) -> bool:
                 brief = True
             else:
                 labels.add("constraints", f"length limit ({n} sentences)", 0.5)
+    speech = scan.search(_SPEECH_MINUTES) if id(_SPEECH_MINUTES) in scan.gated else None
+    if speech is not None and int(speech.group(1) or speech.group(2)) >= 3:
+        labels.add("output_length", f"{speech.group(1) or speech.group(2)}-minute speech", 1.0)
     lines = scan.search(_LINES_ASK)
     if lines is not None:
         n = int(lines.group(1))
@@ -2199,19 +2322,61 @@ def _pasted_splits(text: str) -> list[tuple[str, int]]:
     return splits
 
 
+def _line_splits(text: str) -> list[tuple[str, int]]:
+    """The same with a single line break: the first or the last line as the
+    instruction ("Summarize this in one line?\n<article>")."""
+    splits = []
+    first = text.find("\n")
+    if 0 < first <= _LINE_INSTRUCTION and len(text) - first >= _MIN_DATA:
+        splits.append((text[:first].strip(), len(text) - first))
+    last = text.rfind("\n")
+    if last >= _MIN_DATA and len(text) - last <= _LINE_INSTRUCTION and text[last:].strip():
+        splits.append((text[last:].strip(), last))
+    return splits
+
+
+# "<a quantitative scenario>. <a question about it>?" in a short prompt, with at
+# least two quantities: the
+# shape of a word problem or puzzle ("Two fuses each burn an hour, unevenly.
+# How do you time 45 minutes?"). Simple questions rarely state a scenario first.
+_SCENARIO_QUESTION = re.compile(r"\A(?P<setup>[^?？]*[^\s.!?。！？][.!。！])\s+(?P<ask>[^.!?。！？]{2,120}[?？])\s*\Z", re.DOTALL)
+_QUANTITY = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twice|half|uno|una|dos|tres|cuatro"
+    r"|cinco|deux|trois|quatre|cinq|eins?|eine[mnr]?|zwei|drei|vier|funf|um|uma|duas|dois|quatro|due|tre"
+    r"|quattro)\b|[一二三四五六七八九十两]",
+)
+_SCENARIO_MAX_TOKENS = 40
+
+
+def _scenario_question(text: str, tokens: int, labels: _Labels) -> bool:
+    if tokens > _SCENARIO_MAX_TOKENS:
+        return False
+    m = _SCENARIO_QUESTION.match(text.strip())
+    # At least two quantities, one of them in the scenario ("I have two cats. Names?" is not a problem).
+    if m is None or _QUANTITY.search(_fold(m.group("setup"))) is None or len(_QUANTITY.findall(_fold(text))) < 2:
+        return False
+    labels.add("reasoning", "a scenario, then a question about it", 1.0)
+    return True
+
+
 def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None]:
     """Features of the whole prompt, or of its instruction alone when a simple
     task is asked of pasted text (what the pasted text says does not make the
     task harder). Also the "detailed request" signal. Returns the values, the
     labels, the prompt's tokens and the pasted characters set aside (or None)."""
     splits = _pasted_splits(text)
-    for instruction, pasted in splits:
+    for instruction, pasted in splits + _line_splits(text):
         values, labels, _ = _features(instruction)
         if values.get("simple_task"):
             tokens = estimate_tokens(text)
             values["length"] = _length_value(tokens)
             return values, labels, tokens, pasted
     values, labels, tokens = _features(text)
+    if not values.get("simple_task") and not values.get("chit_chat") and _scenario_question(text, tokens, labels):
+        values["reasoning"] = labels.value("reasoning")
+        for f in ("factual_lookup", "brevity"):  # as when any strong cue fires
+            if f in values:
+                values[f] = 0.0 if f == "factual_lookup" else values[f] * 0.5
     if not values.get("simple_task") and not values.get("chit_chat"):
         # The user's own words: the instruction, if the rest was pasted.
         own = estimate_tokens(splits[0][0]) if splits else tokens
