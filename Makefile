@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing validate build clean
+.PHONY: install local sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing train-routing validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -69,6 +69,11 @@ eval-routing: $(VENV)/.installed
 TARGET ?= 0.3
 calibrate-routing: $(VENV)/.installed
 	$(PY) -m evals.routing calibrate --target-share $(TARGET) $(if $(FILE),--file $(FILE),)
+
+# Retrain the classifier's learned correction on the tuning split (after changing the data or the rules).
+# CV=5 first prints a cross-validation per L2 strength.
+train-routing: $(VENV)/.installed
+	$(PY) -m evals.train_router $(if $(CV),--cv $(CV),) --write
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint

@@ -129,9 +129,9 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def source(ex: Example) -> str:
-    """Which independently written set a prompt comes from: v1, v2 or v3 (by id prefix)."""
+    """Which independently written set a prompt comes from, by id prefix: "v2-", "v3-", "v4-"...; none: v1."""
     prefix = ex.id.split("-", 1)[0]
-    return prefix if prefix in ("v2", "v3") else "v1"
+    return prefix if prefix[:1] == "v" and prefix[1:].isdigit() else "v1"
 
 
 def report(examples: list[Example], threshold: float, title: str) -> str:

