@@ -17,12 +17,20 @@ extraction from short text, short summaries, simple lists and formatting.
 Scoring
 -------
 Each feature ``f`` is a value in ``[0, 1]``. The score is a logistic squash of
-a weighted sum::
+a weighted sum, plus a learned correction::
 
-    z     = BIAS + sum(FEATURE_WEIGHTS[f] * value[f])
+    z     = BIAS + sum(FEATURE_WEIGHTS[f] * value[f]) + learned
     score = 1 / (1 + exp(-z))          # rounded to 3 decimals
 
 ``BIAS = -1.2``, so a short prompt with no signal scores about 0.23 (simple).
+
+``learned`` is the sum of the weights (router_weights.json beside this module)
+of the prompt's words, word pairs and CJK character pairs, each counted once.
+They were fitted by logistic regression on the routing set's tuning split with
+the rules' ``z`` as a fixed offset (evals/train_router.py, ``make
+train-routing``), so they correct what the rules get wrong; there is no learned
+bias. A correction of 0.25 or more is listed among the reasons with its
+strongest words.
 
 ==============  ======  ==================================================
 feature         weight  what fires it
