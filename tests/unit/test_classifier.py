@@ -233,7 +233,10 @@ def test_reasons_mention_the_fired_signal() -> None:
     assert "numbered items" in _joined(COMPLEX_PROMPTS[8])
 
 
-def test_reasons_for_a_plain_short_prompt() -> None:
+def test_reasons_for_a_plain_short_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harpoon.classifier as module
+
+    monkeypatch.setattr(module, "_learned_z", lambda text: (0.0, []))  # the rules' own explanation
     result = classify("Tell me about the sea.")
     assert result.tier == "simple"
     assert result.reasons == ("short prompt with no complexity signals",)
