@@ -376,6 +376,37 @@ def test_multilingual_cues(prompt: str, tier: str) -> None:
     assert classify(prompt).tier == tier, classify(prompt).reasons
 
 
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Build a Flask REST API with these endpoints:\n- POST /users creates a user and validates the email\n"
+        "- GET /users/<id> returns the user or 404\n- DELETE /users/<id> requires an admin token\n"
+        "- GET /report returns all users as CSV",
+        "Write a Python script that does the following:\n1. Reads every .log file in a directory tree\n"
+        "2. Parses timestamps in three different formats\n3. Groups errors by service and hour\n"
+        "4. Summarize the results in a table",
+        "Design a rate limiter for our public API.\n\nRequirements:\n1. 10k requests per second per tenant\n"
+        "2. Burst handling\n3. Works across 12 regions\n4. Must degrade gracefully if Redis is down\n\n"
+        "What is the best algorithm?",
+        "What's the cleanest way to do this?\nI have a Django monolith with 40 apps and one Postgres database. "
+        "Plan the migration to services step by step and analyze the risks of each phase.",
+    ],
+    ids=["last-bullet-as-csv", "last-item-summarize", "closing-lookup", "first-line-lookup"],
+)
+def test_a_request_of_its_own_is_not_set_aside_as_pasted_text(prompt: str) -> None:
+    """Found in review: a simple cue in the last line, or a lookup in the first,
+    must not turn the user's own request into "pasted text"."""
+    result = classify(prompt)
+    assert result.tier == "complex", result.reasons
+    assert not any(r.startswith("judged on the instruction") for r in result.reasons)
+
+
+def test_a_blank_line_before_the_question_does_not_change_the_answer() -> None:
+    body = ("Our team keeps missing sprint goals. The product owner changes priorities mid-sprint, two seniors "
+            "left in March, and the new hires need a lot of review time. Stand-ups run 40 minutes. ")
+    assert classify(body + "What should we do?").tier == classify(body + "\n\nWhat should we do?").tier
+
+
 def test_line_counts_of_pasted_input_are_not_a_length_request() -> None:
     assert not any("lines" in r for r in classify("Why do these 200 lines of logs repeat?").reasons)
     assert any("60 lines" in r for r in classify("A poem of at least 60 lines, please.").reasons)
@@ -486,13 +517,9 @@ def test_import_pulls_in_no_third_party_modules() -> None:
     assert lines["third"] == "", proc.stdout
 
 
-def test_large_input_is_handled_quickly() -> None:
-    import time
-
+def test_large_input_is_classified() -> None:
+    # How fast, including inputs built to make a regex backtrack, is `make bench`'s business.
     text = ("Analyze the following log line by line. " + "x" * 60 + "\n") * 400  # ~40 KB
-    start = time.perf_counter()
     result = classify(text)
-    elapsed = time.perf_counter() - start
     assert result.tier == "complex"
-    assert elapsed < 2.0  # generous; typically well under 100 ms
     assert math.isfinite(result.score)

@@ -88,14 +88,14 @@ def test_calibration_hits_the_target_share(share):
 
 def test_heldout_quality_does_not_fall_below_the_measured_floor():
     """A regression guard, not the goal: the held-out figures measured when the
-    classifier was last trained (accuracy 0.866, precision 0.906, recall 0.823
+    classifier was last trained (accuracy 0.861, precision 0.897, recall 0.824
     on 1,487 prompts; docs/routing.md), a little below. Issue 5's target, 0.90
     accuracy and 0.90 complex recall, is not met."""
     from harpoon.classifier import classify
 
     held = [ex for ex in EXAMPLES if ex.split == "heldout"]
     s = Scores.of((ex.label, classify(ex.text).tier) for ex in held)
-    assert s.accuracy >= 0.855 and s.precision >= 0.895 and s.recall >= 0.81, (s.accuracy, s.precision, s.recall)
+    assert s.accuracy >= 0.855 and s.precision >= 0.89 and s.recall >= 0.81, (s.accuracy, s.precision, s.recall)
 
 
 def test_the_learned_weights_were_trained_on_this_tuning_split_only():

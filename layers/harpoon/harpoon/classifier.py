@@ -221,7 +221,7 @@ class Classification:
 # ('(?<!\w')... is (?<!\w)'... with the check after the quote, so that every
 # alternative starts with a quote character and the engine scans for those fast.)
 _QUOTED = re.compile(
-    r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,3000}\"|«[^»\n]{1,3000}»|`[^`\n]{1,300}`|「[^」\n]{1,3000}」"
+    r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,3000}\"|«[^»«\n]{1,3000}»|`[^`\n]{1,300}`|「[^」「\n]{1,3000}」"
 )
 _QUOTE_OPENERS = ("'", '"', "«", "`", "「")  # every _QUOTED span starts with one of these
 
@@ -2322,9 +2322,9 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
-def _pasted_splits(text: str) -> list[tuple[str, int]]:
+def _pasted_splits(text: str) -> list[tuple[str, int, bool]]:
     """Ways to read the prompt as an instruction around pasted text, as
-    ``(instruction, pasted characters)``, most likely first:
+    ``(instruction, pasted characters, the instruction opens the prompt)``, most likely first:
     "<instruction>: <pasted>" or "<instruction><blank line><pasted>", each
     maybe followed by "<blank line><question?>"; then "<pasted><blank line>
     <instruction>". At least _MIN_DATA characters must be pasted."""
@@ -2346,22 +2346,22 @@ def _pasted_splits(text: str) -> list[tuple[str, int]]:
         if tail_start is not None and tail_start > head_end and ("?" in text[tail_start:] or "？" in text[tail_start:]):
             end = tail_start  # a closing question about the pasted text is part of the instruction
         if end - head_end >= _MIN_DATA:
-            splits.append(((text[:head_end] + "\n\n" + text[end:]).strip(), end - head_end))
+            splits.append(((text[:head_end] + "\n\n" + text[end:]).strip(), end - head_end, True))
     if tail_start is not None and tail_start >= _MIN_DATA:
-        splits.append((text[tail_start:].strip(), tail_start))
+        splits.append((text[tail_start:].strip(), tail_start, False))
     return splits
 
 
-def _line_splits(text: str) -> list[tuple[str, int]]:
+def _line_splits(text: str) -> list[tuple[str, int, bool]]:
     """The same with a single line break: the first or the last line as the
     instruction ("Summarize this in one line?\n<article>")."""
     splits = []
     first = text.find("\n")
     if 0 < first <= _LINE_INSTRUCTION and len(text) - first >= _MIN_DATA:
-        splits.append((text[:first].strip(), len(text) - first))
+        splits.append((text[:first].strip(), len(text) - first, True))
     last = text.rfind("\n")
     if last >= _MIN_DATA and len(text) - last <= _LINE_INSTRUCTION and text[last:].strip():
-        splits.append((text[last:].strip(), last))
+        splits.append((text[last:].strip(), last, False))
     return splits
 
 
@@ -2381,7 +2381,7 @@ _SCENARIO_MAX_TOKENS = 40
 def _scenario_question(text: str, tokens: int, labels: _Labels) -> bool:
     if tokens > _SCENARIO_MAX_TOKENS:
         return False
-    m = _SCENARIO_QUESTION.match(text.strip())
+    m = _SCENARIO_QUESTION.match(" ".join(text.split()))  # collapsed: no whitespace runs to backtrack over
     # At least two quantities, one of them in the scenario ("I have two cats. Names?" is not a problem).
     if m is None or _QUANTITY.search(_fold(m.group("setup"))) is None or len(_QUANTITY.findall(_fold(text))) < 2:
         return False
@@ -2396,9 +2396,12 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
     labels, the prompt's tokens, the pasted characters set aside (or None) and
     the text judged (the instruction or the whole prompt)."""
     splits = _pasted_splits(text)
-    for instruction, pasted in splits + _line_splits(text):
+    for index, (instruction, pasted, opens) in enumerate(splits + _line_splits(text)):
         values, labels, _ = _features(instruction)
-        if values.get("simple_task") or values.get("factual_lookup"):  # a task or a lookup in the pasted text
+        if opens and any(values[f] >= 0.5 for f in _STRONG_FEATURES):
+            break  # the prompt opens with a real request of its own: judge all of it
+        # A simple task, or (after a blank line or a colon) a lookup, on the text that follows.
+        if values.get("simple_task") or (values.get("factual_lookup") and opens and index < len(splits)):
             tokens = estimate_tokens(text)
             values["length"] = _length_value(tokens)
             return values, labels, tokens, pasted, instruction
@@ -2409,8 +2412,8 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
             if f in values:
                 values[f] = 0.0 if f == "factual_lookup" else values[f] * 0.5
     if not values.get("simple_task") and not values.get("chit_chat"):
-        # The user's own words: the instruction, if the rest was pasted.
-        own = estimate_tokens(splits[0][0]) if splits else tokens
+        # The user's own words: the opening instruction, if the rest was pasted.
+        own = estimate_tokens(splits[0][0]) if splits and splits[0][2] else tokens
         if own > _DETAIL_FLOOR:
             values["detailed_request"] = min(1.0, (own - _DETAIL_FLOOR) / (_DETAIL_FULL - _DETAIL_FLOOR))
             labels.add("detailed_request", f"{own} tokens in the user's own words", 1.0)
