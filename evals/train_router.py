@@ -37,7 +37,7 @@ def rule_log_odds(text: str) -> tuple[float, str]:
     from harpoon import classifier as c
 
     values, _, _, _, judged = c._all_features(text)
-    return c.BIAS + sum(c.FEATURE_WEIGHTS[f] * v for f, v in values.items() if v), judged
+    return c._rules_log_odds(values), judged
 
 
 def prepare(examples) -> list[tuple[float, list[str], float, str]]:

@@ -2307,16 +2307,19 @@ def _features(text: str) -> tuple[dict[str, float], _Labels, int]:
         labels.add("brevity", brev.group(0) if brev else "short length limit", 1.0)
         values["brevity"] = 1.0
 
-    # Dampening: a strong complexity signal overrides chit-chat and weakens
-    # the other simple cues.
     if any(values[f] >= 0.5 for f in _STRONG_FEATURES):
-        for f in ("chit_chat", "factual_lookup"):
-            if f in values:
-                values[f] = 0.0
-        for f in ("simple_task", "brevity"):
-            if f in values:
-                values[f] *= 0.5
+        _dampen(values)
     return values, labels, tokens
+
+
+def _dampen(values: dict[str, float]) -> None:
+    """A strong complexity signal overrides chit-chat and weakens the other simple cues."""
+    for f in ("chit_chat", "factual_lookup"):
+        if f in values:
+            values[f] = 0.0
+    for f in ("simple_task", "brevity"):
+        if f in values:
+            values[f] *= 0.5
 
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -2408,9 +2411,7 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
     values, labels, tokens = _features(text)
     if not values.get("simple_task") and not values.get("chit_chat") and _scenario_question(text, tokens, labels):
         values["reasoning"] = labels.value("reasoning")
-        for f in ("factual_lookup", "brevity"):  # as when any strong cue fires
-            if f in values:
-                values[f] = 0.0 if f == "factual_lookup" else values[f] * 0.5
+        _dampen(values)  # a strong cue fired
     if not values.get("simple_task") and not values.get("chit_chat"):
         # The user's own words: the opening instruction, if the rest was pasted.
         own = estimate_tokens(splits[0][0]) if splits and splits[0][2] else tokens
@@ -2480,6 +2481,11 @@ def _learned_model() -> tuple[float, dict[str, _Weighted], dict[tuple[str, str],
     return float(model["bias"]), words, pairs, chars
 
 
+def _rules_log_odds(values: dict[str, float]) -> float:
+    """The rules' log-odds: the offset the learned correction is trained on and added to."""
+    return BIAS + sum(FEATURE_WEIGHTS[f] * v for f, v in values.items() if v)
+
+
 def _learned_z(text: str) -> tuple[float, list[_Weighted]]:
     """The correction to the rules' log-odds, and the features that made it."""
     bias, word_w, pair_w, char_w = _learned_model()
@@ -2522,10 +2528,11 @@ def classify(text: str, *, threshold: float = DEFAULT_THRESHOLD) -> Classificati
 
     values, labels, tokens, pasted, judged = _all_features(text)
     contributions = {f: FEATURE_WEIGHTS[f] * v for f, v in values.items() if v}
+    z = _rules_log_odds(values)
     learned, learned_cues = _learned_z(judged)
+    z += learned
     if abs(learned) >= _LEARNED_SHOWN:
         contributions["learned"] = learned
-    z = BIAS + sum(contributions.values()) + (0.0 if "learned" in contributions else learned)
     score = round(1.0 / (1.0 + math.exp(-z)), 3)
     is_complex = score >= t
     if is_complex:
