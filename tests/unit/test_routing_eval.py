@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 
@@ -125,3 +126,19 @@ def test_training_is_deterministic_and_learns_a_word():
     bias, weights = first
     assert weights["w:zork"] > 0 > weights["w:blip"]
     assert not any(k.startswith("w:pad") for k in weights)  # seen in one prompt each: below MIN_COUNT
+
+
+def test_inference_counts_exactly_the_features_training_saw():
+    """_learned_z looks words up without building feature names (for speed);
+    it must add up the same features _learned_features gives training."""
+    import math
+
+    from harpoon import classifier as c
+
+    bias, _, _, _ = c._learned_model()
+    weights = json.loads(c._WEIGHTS_FILE.read_text(encoding="utf-8"))["weights"]
+    for ex in EXAMPLES[::7]:
+        z, used = c._learned_z(ex.text)
+        expected = [f for f in c._learned_features(ex.text) if f in weights]
+        assert sorted(name for name, _ in used) == sorted(expected), ex.id
+        assert z == bias + math.fsum(weights[f] for f in expected), ex.id
