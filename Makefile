@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing train-routing validate build clean
+.PHONY: install local tenants sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing train-routing validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -37,6 +37,13 @@ node_modules/.installed: package.json package-lock.json
 # ARGS passes options through, e.g. make local ARGS="--env WARM_IDLE_SECONDS=0 --schedule-interval 5"
 local: $(VENV)/.installed
 	$(PY) -m local $(ARGS)
+
+# Tenants of the stack `make local` runs, e.g. make tenants ARGS="create acme --tier pro" (list, rotate-key,
+# disable, enable, usage). A deployed stack: PYTHONPATH=layers/harpoon python -m harpoon.admin --stack NAME tenants ...
+AWS_URL ?= http://127.0.0.1:5000
+tenants: $(VENV)/.installed
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing PYTHONPATH=layers/harpoon $(PY) -m harpoon.admin \
+		--endpoint-url $(AWS_URL) --table harpoon-local-TenantsTable --usage-table harpoon-local-UsageTable tenants $(ARGS)
 
 test: install
 	$(PY) -m pytest

@@ -63,6 +63,33 @@ def build_event(method: str, target: str, headers: dict[str, str], body: bytes, 
     return event
 
 
+def authorizer_event(event: dict, route: Route) -> dict:
+    """The payload 2.0 REQUEST event API Gateway sends a Lambda authorizer:
+    the request's parts, without its body."""
+    request = event["requestContext"]
+    keep = ("routeKey", "rawPath", "rawQueryString", "cookies", "headers", "queryStringParameters", "pathParameters")
+    return {
+        "version": "2.0", "type": "REQUEST",
+        "routeArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{request['apiId']}/{request['stage']}/{route.method}{route.path}",
+        "identitySource": [],
+        **{k: event[k] for k in keep if k in event},
+        "requestContext": request,
+    }
+
+
+def authorize(reply: dict) -> tuple[int, bytes] | dict:
+    """What API Gateway does with an authorizer's answer (simple responses):
+    the context to pass on, or the gateway's own refusal."""
+    if "error" in reply:
+        return 500, b'{"message":"Internal Server Error"}'
+    answer = reply["ok"]
+    if not isinstance(answer, dict) or not isinstance(answer.get("isAuthorized"), bool):
+        return 500, b'{"message":"Internal Server Error"}'
+    if not answer["isAuthorized"]:
+        return 403, b'{"message":"Forbidden"}'
+    return answer.get("context") or {}
+
+
 def to_http(result: object) -> tuple[int, dict[str, str], bytes]:
     """Payload format 2.0: a dict with statusCode is a full response; anything
     else is a 200 JSON body."""
@@ -160,6 +187,15 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 key = key.lower()
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
             event = build_event(self.command, self.path, headers, body, route, params, self.client_address[0])
+            if route.authorizer is not None:
+                try:
+                    verdict = authorize(invoke(route.authorizer, authorizer_event(event, route)))
+                except Exception as exc:  # the authorizer could not be invoked
+                    print(f"  authorizer {route.authorizer} not invoked: {type(exc).__name__}: {exc}", file=log, flush=True)
+                    verdict = (500, b'{"message":"Internal Server Error"}')
+                if isinstance(verdict, tuple):
+                    return verdict[0], {}, verdict[1]
+                event["requestContext"]["authorizer"] = {"lambda": verdict}
             try:
                 reply = invoke(route.function, event)
             except Exception as exc:  # throttled, or the function could not start

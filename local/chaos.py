@@ -108,13 +108,13 @@ def _crash(step: str, when: str) -> dict:
                       "stackTrace": []}}
 
 
-def drive(api_url: str, n: int, concurrency: int, seed: int) -> list[dict]:
+def drive(api_url: str, n: int, concurrency: int, seed: int, api_key: str) -> list[dict]:
     rng = random.Random(seed)
     bodies = [{"text": rng.choice(PROMPTS), "max_tokens": rng.choice([16, 32, 64])} for _ in range(n)]
     results: list[dict] = []
     lock = threading.Lock()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    with httpx.Client(base_url=api_url, timeout=90, limits=limits) as client:
+    with httpx.Client(base_url=api_url, timeout=90, limits=limits, headers={"x-api-key": api_key}) as client:
 
         def one(body: dict) -> None:
             try:
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         print(f"chaos: {args.requests} requests, {args.concurrency} at a time, HostedAI faults {args.faults:.0%}, "
               f"step crashes {crash_rate:.0%} ...", flush=True)
-        results = drive(stack.api_url, args.requests, args.concurrency, args.seed)
+        results = drive(stack.api_url, args.requests, args.concurrency, args.seed, stack.demo_api_key)
         drive_seconds = time.monotonic() - started
         still_running = wait_for_executions(stack, timeout=300)
         # The world heals; then one sweep, as the schedule would run it.

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_TENANT = "demo"
 
 
 class LocalStack:
@@ -114,6 +115,7 @@ class LocalStack:
         self.invoke = self.pool.invoke
         self._stops.append(lambda_hook.install(lambda name, event: self.invoke(name, event)))
         self.pool.warm_up()
+        self.demo_api_key = self._create_demo_tenant()
 
         routes = [route for f in self.stack.functions.values() for route in f.routes]
         self.api = make_api_server(self.host, self.api_port, routes, lambda name, event: self.invoke(name, event),
@@ -123,6 +125,18 @@ class LocalStack:
         thread.start()
         self._stops.append(self.api.shutdown)
         self._start_schedules()
+
+    def _create_demo_tenant(self) -> str:
+        """The tenant `make local` serves (tier enterprise, so local load runs
+        meet no quota): its key is HARPOON_DEMO_API_KEY if set, else random."""
+        layer = str(self.root / "layers" / "harpoon")
+        if layer not in sys.path:
+            sys.path.append(layer)  # the admin's repository, exactly as the CLI uses it
+        from harpoon.adapters.tenants import TenantRepository
+
+        repo = TenantRepository(self.stack.tables["TenantsTable"].name, self.client("dynamodb"))
+        _, key = repo.create(DEMO_TENANT, "enterprise", api_key=os.environ.get("HARPOON_DEMO_API_KEY") or None)
+        return key
 
     def _start_schedules(self) -> None:
         """Run each Schedule event at its template rate (or the local interval)."""
@@ -188,8 +202,11 @@ class LocalStack:
             f"  function logs      {self.log_dir}/",
             *[f"  schedule           {f.logical_id} every {self.schedule_interval if self.schedule_interval is not None else r:g} s"
               f" (run it now: make sweep)" for f in self.stack.functions.values() for r in f.schedules],
+            f"  demo tenant       {DEMO_TENANT} (enterprise), API key {self.demo_api_key}",
+            "  more tenants       make tenants ARGS=\"create acme --tier pro\"",
             "Try:",
-            f"  curl -s {self.api_url}/v2/process -H 'content-type: application/json' -d '{{\"text\": \"Hello\", \"deployment\": \"HostedAI\"}}'",
+            f"  export HARPOON_API_KEY={self.demo_api_key}",
+            f"  curl -s {self.api_url}/v2/process -H \"x-api-key: $HARPOON_API_KEY\" -H 'content-type: application/json' -d '{{\"text\": \"Hello\", \"deployment\": \"HostedAI\"}}'",
         ])
 
     def stop(self) -> None:

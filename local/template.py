@@ -55,6 +55,7 @@ class Route:
     method: str
     path: str
     function: str  # logical id
+    authorizer: str | None = None  # logical id of the Lambda authorizer's function, if the route has one
 
     def matches(self, method: str, path: str) -> dict | None:
         if self.method not in ("ANY", method.upper()):
@@ -254,7 +255,8 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
     for event in (props.get("Events") or {}).values():
         p = event.get("Properties", {})
         if event.get("Type") == "HttpApi":
-            routes.append(Route(p.get("Method", "ANY").upper(), p.get("Path", "/"), logical_id))
+            routes.append(Route(p.get("Method", "ANY").upper(), p.get("Path", "/"), logical_id,
+                                route_authorizer(resources, p)))
         elif event.get("Type") == "Schedule":
             schedules.append(rate_seconds(resolver.resolve(p["Schedule"])))
     return Function(
@@ -270,6 +272,32 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         routes=routes,
         schedules=schedules,
     )
+
+
+def route_authorizer(resources: dict, event_props: dict) -> str | None:
+    """The function behind an HttpApi route's Lambda authorizer (the API's
+    DefaultAuthorizer unless the route says otherwise; NONE for none). Only
+    what the local gateway runs as API Gateway would is accepted: payload
+    2.0, simple responses, no gateway cache."""
+    api_ref = event_props.get("ApiId")
+    if not (isinstance(api_ref, dict) and api_ref.get("Ref") in resources):
+        return None  # the implicit API: no Auth in this template
+    auth = resources[api_ref["Ref"]].get("Properties", {}).get("Auth") or {}
+    name = (event_props.get("Auth") or {}).get("Authorizer", auth.get("DefaultAuthorizer"))
+    if name in (None, "NONE"):
+        return None
+    spec = (auth.get("Authorizers") or {}).get(name)
+    if spec is None or "FunctionArn" not in spec:
+        raise UnsupportedTemplate(f"authorizer {name!r}: only Lambda authorizers of this template run locally")
+    if str(spec.get("AuthorizerPayloadFormatVersion")) != "2.0" or spec.get("EnableSimpleResponses") is not True:
+        raise UnsupportedTemplate(f"authorizer {name!r}: only payload 2.0 with simple responses runs locally")
+    if int((spec.get("Identity") or {}).get("ReauthorizeEvery", 300)) != 0:
+        raise UnsupportedTemplate(f"authorizer {name!r}: the gateway's result cache is not emulated; set ReauthorizeEvery: 0")
+    arn = spec["FunctionArn"]
+    if not (isinstance(arn, dict) and "Fn::GetAtt" in arn):
+        raise UnsupportedTemplate(f"authorizer {name!r}: FunctionArn must be !GetAtt <Function>.Arn")
+    target = arn["Fn::GetAtt"]
+    return (target if isinstance(target, list) else target.split("."))[0]
 
 
 def rate_seconds(expression: str) -> float:

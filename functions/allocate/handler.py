@@ -14,7 +14,7 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     inp = parse_step_input(AllocateInput, event)
-    logger.append_keys(request_id=inp.request_id)
+    logger.append_keys(request_id=inp.request_id, tenant_id=inp.tenant_id)
     settings = get_settings()
     out = allocate(
         inp,

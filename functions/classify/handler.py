@@ -13,7 +13,7 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     inp = parse_step_input(ClassifyInput, event)
-    logger.append_keys(request_id=inp.request_id)
+    logger.append_keys(request_id=inp.request_id, tenant_id=inp.tenant_id)
     out = classify_request(inp, catalog=load_catalog(), threshold=get_settings().classifier_threshold)
     logger.info("classified", extra={"tier": out.classification.tier, "model": out.route.model})
     return out.model_dump(mode="json")

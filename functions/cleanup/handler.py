@@ -17,6 +17,8 @@ def lambda_handler(event, context):
     # does (the local chaos run's audit, `make sweep HORIZON=`). Honoured only
     # where the environment allows it; EventBridge never sends it.
     horizon = float(event.get("horizon_seconds", 0)) if get_settings().sweep_horizon_allowed else 0.0
-    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=max(0.0, horizon))
-    logger.info("swept", extra=report.as_dict())
-    return report.as_dict()
+    report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=max(0.0, horizon)).as_dict()
+    # Quota slots of requests that never gave theirs back (a crash, a timeout).
+    report["quota_slots_freed"] = deps.quotas().free_expired()
+    logger.info("swept", extra=report)
+    return report

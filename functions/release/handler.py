@@ -13,7 +13,7 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     inp = parse_step_input(ReleaseInput, event)
-    logger.append_keys(request_id=inp.request_id)
+    logger.append_keys(request_id=inp.request_id, tenant_id=inp.tenant_id)
     out = release(inp, leases=deps.leases(), hostedai=deps.hostedai(), warm_idle_seconds=get_settings().warm_idle_seconds)
     logger.info("released", extra={"status": out.status})
     return out.model_dump(mode="json")

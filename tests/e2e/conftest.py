@@ -17,6 +17,7 @@ import pytest
 from local.chaos import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMO_KEY = "hpn_e2e-demo-tenant-key-0123456789"  # HARPOON_DEMO_API_KEY of the stack under test
 
 
 class RunningStack:
@@ -24,6 +25,8 @@ class RunningStack:
         self.api, self.aws, self.emu = free_port(), free_port(), free_port()
         self.lines: list[str] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["HARPOON_DEMO_API_KEY"] = DEMO_KEY
+        self.api_key = DEMO_KEY
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local", "--api-port", str(self.api), "--aws-port", str(self.aws),
              "--emulator-port", str(self.emu), "--log-dir", str(tmp / "logs"), "--schedule-interval", "1", *extra_args],
@@ -76,6 +79,6 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def client(stack):
     stack.faults(allocate={}, inference={}, release={})
-    with httpx.Client(base_url=stack.url, timeout=60) as http:
+    with httpx.Client(base_url=stack.url, timeout=60, headers={"x-api-key": stack.api_key}) as http:
         yield http
     stack.faults(allocate={}, inference={}, release={})

@@ -51,6 +51,7 @@ def test_an_execution_killed_mid_request_has_its_gpu_reclaimed_within_one_tick_a
     stack.faults(inference={"latency_ms": 2000, "slow_rate": 1.0})  # Infer is running when the execution dies
     answer: dict = {}
     threading.Thread(target=lambda: answer.update(r=httpx.post(f"{stack.url}/v2/process", json={"text": "Hello"},
+                                                               headers={"x-api-key": stack.api_key},
                                                                timeout=60)), daemon=True).start()
     sfn, ddb = aws(stack, "stepfunctions"), aws(stack, "dynamodb")
     machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
@@ -87,7 +88,7 @@ def test_an_execution_killed_mid_request_has_its_gpu_reclaimed_within_one_tick_a
 @pytest.mark.e2e
 def test_a_release_that_keeps_failing_is_reclaimed_by_the_scheduled_cleanup(short_lease_stack):
     stack = short_lease_stack  # warm reuse off: the success path really calls HostedAI's release
-    client = httpx.Client(base_url=stack.url, timeout=60)
+    client = httpx.Client(base_url=stack.url, timeout=60, headers={"x-api-key": stack.api_key})
     stack.faults(release={"error_rate": 1.0, "status": 500})
     response = client.post("/v2/process", json={"text": "Hello"})
     assert response.status_code == 200  # the caller still gets its answer

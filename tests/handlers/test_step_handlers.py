@@ -165,7 +165,7 @@ def test_api_rejects_a_bad_body_before_starting_anything(aws, lambda_context):
 
 
 def test_api_unknown_route_is_a_json_404(aws, lambda_context):
-    event = json.loads(json.dumps(load_event("api_health")))
+    event = json.loads(json.dumps(load_event("api")))  # a tenant's request, as the authorizer passes it on
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/nope"
     response = load_handler("api").lambda_handler(event, lambda_context)
     assert response["statusCode"] == 404

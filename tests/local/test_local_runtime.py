@@ -25,7 +25,7 @@ def stack(overrides=None):
 
 def test_template_functions_get_globals_and_their_own_environment():
     functions = stack().functions
-    assert set(functions) == {"ApiFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction",
+    assert set(functions) == {"ApiFunction", "AuthorizerFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction",
                               "CleanupFunction"}
     allocate = functions["AllocateFunction"]
     assert allocate.environment["POWERTOOLS_SERVICE_NAME"] == "harpoon"  # from Globals

@@ -1,5 +1,6 @@
 """Body validation and outcome mapping of the API, without AWS."""
 
+import contextlib
 import json
 
 import pytest
@@ -145,7 +146,9 @@ def test_an_idempotent_request_that_already_ran_runs_again_under_a_new_id(monkey
             return WorkflowResult("SUCCEEDED", {"request_id": name, **_OUTPUT}, None, None, "arn")
 
     monkeypatch.setattr(api, "_runner", lambda: Runner())
-    body = api.run_request(ProcessRequest(text="hi"), 0.0, "req-abc")
+    monkeypatch.setattr(api, "quota_slot", lambda tenant, request_id: contextlib.nullcontext())
+    monkeypatch.setattr(api, "charge_usage", lambda tenant, request, body: None)
+    body = api.run_request(ProcessRequest(text="hi"), 0.0, api.Caller("t1", "pro"), "req-abc")
     assert seen == [("req-abc", "req-abc"), ("req-abc-2", "req-abc-2")]
     assert body["request_id"] == "req-abc-2"
 

@@ -1,8 +1,9 @@
 """The HTTP API (API Gateway HTTP API, payload v2): GET /health, POST /v2/process.
 
-Validates the body, runs the workflow and maps its outcome to HTTP. Every error
-body is {"error": {"code", "message", "details"}}; no stack trace or upstream
-secret ever reaches a caller.
+Refuses a request the authorizer did not vouch for, validates the body, takes
+a quota slot, runs the workflow and maps its outcome to HTTP. Every error body
+is {"error": {"code", "message", "details"}}; no stack trace or upstream secret
+ever reaches a caller.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import re
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -69,6 +72,39 @@ def _not_found(_exc) -> Response:
     )
 
 
+# Paths a caller reaches without an API key.
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+_AUTH_MESSAGES = {
+    "missing_api_key": "send your API key in the x-api-key header or as Authorization: Bearer <key>",
+    "invalid_api_key": "this API key is not valid (a rotated key stops working within a minute)",
+    "tenant_disabled": "this API key's tenant is disabled; ask your Harpoon administrator",
+}
+
+
+def require_tenant(app: APIGatewayHttpResolver, next_middleware):
+    """Every route but OPEN_PATHS runs only for a tenant the authorizer found
+    (harpoon.authorizer explains why the refusal is made here)."""
+    if app.current_event.raw_path in OPEN_PATHS:
+        return next_middleware(app)
+    verdict = ((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    reason = verdict.get("auth_error")
+    if reason == "auth_unavailable":
+        raise ApiError(503, "auth_unavailable", "API keys cannot be checked right now; retry shortly",
+                       headers={"Retry-After": "1"})
+    if reason or not verdict.get("tenant_id"):
+        if not reason:
+            logger.error("request without an authorizer verdict: is the route behind the authorizer?")
+        reason = reason or "missing_api_key"
+        raise ApiError(401, "unauthorized", _AUTH_MESSAGES.get(reason, "not authorized"), {"reason": reason},
+                       headers={"WWW-Authenticate": 'Bearer realm="harpoon"'})
+    app.append_context(tenant_id=verdict["tenant_id"], tier=verdict.get("tier") or "free")
+    logger.append_keys(tenant_id=verdict["tenant_id"])
+    return next_middleware(app)
+
+
+app.use(middlewares=[require_tenant])
+
+
 @app.get("/health")
 def health() -> dict:
     return {"status": "healthy", "version": __version__, "deployment_modes": ["hostedai"]}
@@ -78,12 +114,13 @@ def health() -> dict:
 def process() -> Response:
     started = time.perf_counter()
     headers = app.current_event.headers
+    tenant = Caller(app.context["tenant_id"], app.context["tier"])
     request = parse_process_request(headers.get("content-type"), _raw_body())
     choice = resolve_model_choice(request)  # 400 before any work if the choice cannot be served
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
     if idempotency_key is None:
-        body = run_request(request, started, choice=choice)
+        body = run_request(request, started, tenant, choice=choice)
         replayed = False
     else:
         from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_once
@@ -91,12 +128,15 @@ def process() -> Response:
         try:
             body, replayed = run_once(
                 table_name=settings.require("idempotency_table"),
-                key=idempotency_key,
+                # Keys are the tenant's own: the same key from another tenant
+                # is another record.
+                key=f"{tenant.tenant_id}#{idempotency_key}",
                 body=request.model_dump(mode="json"),
-                # The request id (and execution name) follows from the key and
-                # body: a retry after a 504 finds the first execution instead
-                # of running a second one.
-                run=lambda: run_request(request, started, idempotent_request_id(idempotency_key, request), choice=choice),
+                # The request id (and execution name) follows from the tenant,
+                # key and body: a retry after a 504 finds the first execution
+                # instead of running a second one.
+                run=lambda: run_request(request, started, tenant,
+                                        idempotent_request_id(tenant.tenant_id, idempotency_key, request), choice=choice),
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
             )
@@ -121,12 +161,84 @@ def process() -> Response:
     return Response(200, "application/json", json.dumps(body), headers=response_headers)
 
 
-def run_request(request: ProcessRequest, started: float, request_id: str | None = None, *,
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: str
+    tier: str
+
+
+def run_request(request: ProcessRequest, started: float, tenant: Caller, request_id: str | None = None, *,
                 choice: dict | None = None) -> dict:
-    """Run the workflow for a validated request: the success body, or ApiError.
-    `choice` is the request's resolved model choice (resolved here if absent)."""
-    base_id = request_id or "req-" + uuid.uuid4().hex
+    """Run the workflow for a validated request within the tenant's quotas:
+    the success body, or ApiError. `choice` is the request's resolved model
+    choice (resolved here if absent)."""
+    base_id = request_id or new_request_id(tenant.tenant_id)
     choice = choice if choice is not None else resolve_model_choice(request)
+    logger.append_keys(request_id=base_id)
+    with quota_slot(tenant, base_id):
+        body = _run_workflow(request, started, tenant, base_id, choice)
+    charge_usage(tenant, request, body)
+    return body
+
+
+def new_request_id(tenant_id: str) -> str:
+    # The tenant is part of every request id, hence of every lease and
+    # execution name: no two tenants' records can share a key.
+    return f"req-{tenant_id}-{uuid.uuid4().hex}"
+
+
+@contextmanager
+def quota_slot(tenant: Caller, request_id: str):
+    """Hold one of the tenant's concurrent-allocation slots while the request
+    runs (429 naming the limit if none is free, or a budget is spent). A
+    request that times out keeps its slot: its workflow goes on and still
+    holds a GPU; the slot expires after the workflow's longest life and the
+    cleanup gives it back."""
+    from harpoon import deps
+    from harpoon.adapters.quotas import QuotaExceeded
+    from harpoon.tenancy import quota_for
+
+    quotas = deps.quotas()
+    try:
+        quotas.acquire(tenant.tenant_id, request_id, quota_for(tenant.tier),
+                       hold_seconds=get_settings().slot_hold_seconds)
+    except QuotaExceeded as exc:
+        raise ApiError(
+            429, "quota_exceeded", f"{tenant.tier} tier: {exc}; retry after {exc.retry_after} s",
+            {"limit": exc.limit, "limit_value": exc.limit_value, "current": exc.current, "tier": tenant.tier,
+             "retry_after_seconds": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    try:
+        yield
+    except ApiError as exc:
+        if exc.code != "workflow_timeout":
+            quotas.release(tenant.tenant_id, request_id)
+        raise
+    except BaseException:
+        quotas.release(tenant.tenant_id, request_id)
+        raise
+    else:
+        quotas.release(tenant.tenant_id, request_id)
+
+
+def charge_usage(tenant: Caller, request: ProcessRequest, body: dict) -> None:
+    """Charge a finished request to its tenant: tokens (the prompt's, estimated
+    at 4 UTF-8 bytes a token, plus those generated), and the GPU-seconds its
+    steps held the allocation, priced from the catalog."""
+    from harpoon import deps
+
+    timings = body["timings_ms"]
+    gpu_seconds = sum(timings.get(step) or 0.0 for step in ("allocate", "infer", "release")) / 1000
+    price = load_catalog().models[body["route"]["model"]].price_per_gpu_second
+    tokens = max(1, len(request.text.encode("utf-8")) // 4) + int(body["inference"]["tokens_generated"])
+    try:
+        deps.quotas().charge(tenant.tenant_id, tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
+    except Exception:  # noqa: BLE001 - the answer is ready; an uncharged request is logged, not failed
+        logger.exception("usage not recorded", extra={"tokens": tokens, "gpu_seconds": gpu_seconds})
+
+
+def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_id: str, choice: dict) -> dict:
     settings = get_settings()
     runner = _runner()
     try:
@@ -137,7 +249,7 @@ def run_request(request: ProcessRequest, started: float, request_id: str | None 
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
             logger.append_keys(request_id=request_id)
             workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
-                                           **choice)
+                                           tenant_id=tenant.tenant_id, **choice)
             result = runner.run(
                 request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
             )
@@ -246,9 +358,9 @@ def resolve_model_choice(request: ProcessRequest) -> dict:
     return {"model": request.model, "requirements": None}
 
 
-def idempotent_request_id(key: str, request: ProcessRequest) -> str:
-    digest = hashlib.sha256(f"{key}\n{request.model_dump_json()}".encode("utf-8")).hexdigest()
-    return "req-" + digest[:32]
+def idempotent_request_id(tenant_id: str, key: str, request: ProcessRequest) -> str:
+    digest = hashlib.sha256(f"{tenant_id}\n{key}\n{request.model_dump_json()}".encode("utf-8")).hexdigest()
+    return f"req-{tenant_id}-{digest[:32]}"
 
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 from harpoon.adapters import aws
-from harpoon.adapters.hostedai import HostedAIClient, Timeouts
 from harpoon.adapters.breakers import BreakerRepository
 from harpoon.adapters.leases import LeasePolicy, LeaseRepository
 from harpoon.adapters.secrets import get_hosted_ai_api_key
@@ -25,7 +24,9 @@ def leases() -> LeaseRepository:
 
 
 @lru_cache(maxsize=1)
-def hostedai() -> HostedAIClient:
+def hostedai():
+    from harpoon.adapters.hostedai import HostedAIClient, Timeouts  # httpx: only the steps that call HostedAI
+
     settings = get_settings()
     secret_arn = settings.require("hosted_ai_secret_arn")
     return HostedAIClient(
@@ -61,6 +62,27 @@ def breaker():
     return CircuitBreaker(repo, config, on_transition=_log_transition)
 
 
+@lru_cache(maxsize=1)
+def tenants():
+    from harpoon.adapters.tenants import TenantRepository
+
+    return TenantRepository(get_settings().require("tenants_table"), aws.client("dynamodb"))
+
+
+@lru_cache(maxsize=1)
+def identity_cache():
+    from harpoon.authorizer import IdentityCache
+
+    return IdentityCache(get_settings().auth_cache_seconds)
+
+
+@lru_cache(maxsize=1)
+def quotas():
+    from harpoon.adapters.quotas import QuotaRepository
+
+    return QuotaRepository(get_settings().require("usage_table"), aws.client("dynamodb"))
+
+
 def _log_transition(breaker_id: str, old: str, new: str) -> None:
     from aws_lambda_powertools import Logger
 
@@ -72,5 +94,8 @@ def reset() -> None:
     leases.cache_clear()
     hostedai.cache_clear()
     breaker.cache_clear()
+    tenants.cache_clear()
+    identity_cache.cache_clear()
+    quotas.cache_clear()
     aws.client.cache_clear()
     get_settings.cache_clear()

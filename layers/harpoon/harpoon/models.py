@@ -69,7 +69,8 @@ class WorkflowInput(_StepModel):
     text: str = Field(min_length=1)
     deployment: Literal["hostedai"] = "hostedai"
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    # Whose request this is: warm allocations are only reused within a tenant.
+    # Whose request this is (set by the API from the authorizer's verdict):
+    # every step logs it, and warm allocations are only reused within a tenant.
     tenant_id: str = Field(default="default", min_length=1, max_length=64)
     # The caller's model choice, resolved by the API: "auto", or a catalog id
     # (named, or the smallest meeting `requirements`).
@@ -82,6 +83,7 @@ class WorkflowInput(_StepModel):
 
 class ClassifyInput(_StepModel):
     request_id: str
+    tenant_id: str = "default"
     text: str = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     model: str = "auto"
@@ -138,6 +140,7 @@ class AllocateOutput(_StepModel):
 
 class InferInput(_StepModel):
     request_id: str
+    tenant_id: str = "default"
     execution_id: str | None = None
     allocation_id: str
     pool_id: str
@@ -156,6 +159,7 @@ class InferOutput(_StepModel):
 
 class ReleaseInput(_StepModel):
     request_id: str
+    tenant_id: str = "default"
     execution_id: str | None = None
     # Allocate's output, or null when Allocate never succeeded.
     allocation: AllocateOutput | None = None

@@ -56,6 +56,10 @@ class Settings:
     breaker_cooldown_seconds: float
     breaker_max_cooldown_seconds: float
     breaker_cache_seconds: float
+    tenants_table: str | None
+    usage_table: str | None
+    auth_cache_seconds: float
+    slot_hold_seconds: int
 
     def require(self, field: str) -> str:
         """The value of a setting that this caller cannot work without."""
@@ -102,4 +106,10 @@ def get_settings() -> Settings:
         breaker_cooldown_seconds=_float("BREAKER_COOLDOWN_SECONDS", 30),
         breaker_max_cooldown_seconds=_float("BREAKER_MAX_COOLDOWN_SECONDS", 300),
         breaker_cache_seconds=_float("BREAKER_CACHE_SECONDS", 2),
+        tenants_table=os.environ.get("TENANTS_TABLE") or None,
+        usage_table=os.environ.get("USAGE_TABLE") or None,
+        auth_cache_seconds=_float("AUTH_CACHE_SECONDS", 30),
+        # Longer than the workflow can live (its TimeoutSeconds, 290 s) plus
+        # the API's wait: a slot a request never gave back frees after it.
+        slot_hold_seconds=int(_float("SLOT_HOLD_SECONDS", 330)),
     )
