@@ -17,6 +17,7 @@ import time
 from harpoon.adapters.hostedai import HostedAIClient
 from harpoon.adapters.leases import ACTIVE, PENDING, RELEASING, LeaseRepository, same_execution
 from harpoon.domain.timing import epoch, ms_since
+from harpoon.errors import StepInputError
 from harpoon.models import AllocateOutput, ReleaseInput, ReleaseOutput
 
 # A failed release is due for the sweep at once: whichever of the step's own
@@ -27,6 +28,10 @@ RELEASE_RETRY_SECONDS = 0
 def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
             warm_idle_seconds: int = 0) -> ReleaseOutput:
     started = time.perf_counter()
+    if inp.allocation is not None and inp.allocation.tenant_id != inp.tenant_id:
+        # Never the case on the workflow's own paths: a step is never asked
+        # to give back another tenant's GPU.
+        raise StepInputError(f"allocation {inp.allocation.allocation_id} is not tenant {inp.tenant_id}'s")
     if inp.allocation is not None:
         lease_id, allocation_id = inp.allocation.lease_id, inp.allocation.allocation_id
         if inp.keep_warm and warm_idle_seconds > 0:
@@ -44,8 +49,10 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
         # Allocate's output never reached the workflow. Its lease says whether
         # a GPU exists anyway (e.g. the step finished but its answer was lost).
         lease = leases.get(inp.request_id)
-        if lease is not None and not same_execution(lease.execution_id, inp.execution_id):
-            # Another execution's lease (a client retried the request): not ours to touch.
+        if lease is not None and (not same_execution(lease.execution_id, inp.execution_id)
+                                  or lease.tenant_id != inp.tenant_id):
+            # Another execution's lease (a client retried the request), or
+            # another tenant's: not ours to touch.
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         if lease is not None and lease.status == PENDING:
             settled = (
