@@ -81,6 +81,8 @@ def authorize(reply: dict) -> tuple[int, bytes] | dict:
     """What API Gateway does with an authorizer's answer (simple responses):
     the context to pass on, or the gateway's own refusal."""
     if "error" in reply:
+        print(f"  authorizer failed: {reply['error'].get('errorType')}: {reply['error'].get('errorMessage')}",
+              file=sys.stderr, flush=True)
         return 500, b'{"message":"Internal Server Error"}'
     answer = reply["ok"]
     if not isinstance(answer, dict) or not isinstance(answer.get("isAuthorized"), bool):
@@ -194,6 +196,7 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                     print(f"  authorizer {route.authorizer} not invoked: {type(exc).__name__}: {exc}", file=log, flush=True)
                     verdict = (500, b'{"message":"Internal Server Error"}')
                 if isinstance(verdict, tuple):
+                    print(f"  authorizer {route.authorizer} refused or failed: {verdict[0]}", file=log, flush=True)
                     return verdict[0], {}, verdict[1]
                 event["requestContext"]["authorizer"] = {"lambda": verdict}
             try:

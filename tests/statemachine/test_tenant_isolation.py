@@ -207,6 +207,48 @@ def test_no_free_slot_is_429_with_retry_after_and_the_limit_before_any_workflow(
     assert api_call(lambda_context, {"text": "Hello"}, tenant="other", tier="free")["statusCode"] == 200
 
 
+def test_fifty_concurrent_requests_through_the_api_never_overshoot_the_slots(aws, monkeypatch):
+    """The API's own quota path (run_request) under 50 requests released
+    together, on the template's UsageTable with DynamoDB's per-item write
+    atomicity; the workflow is a fake that holds its slot a while and counts
+    how many run at once."""
+    import threading
+    import time
+
+    from harpoon import api, deps
+    from harpoon.models import ProcessRequest
+    from local.ddb_atomic import serialise_writes
+    from tests.fakes import at_once
+
+    serialise_writes()
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def workflow(request, started, tenant, base_id, choice):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return {"request_id": base_id, "route": {"model": "gemma-270m"}, "inference": {"tokens_generated": 1},
+                "timings_ms": {"allocate": 1.0, "infer": 1.0, "release": 1.0}}
+
+    monkeypatch.setattr(api, "_run_workflow", workflow)
+
+    def one(_):
+        try:
+            api.run_request(ProcessRequest(text="Hello"), 0.0, api.Caller("acme", "pro"))
+            return 200
+        except api.ApiError as exc:
+            return (exc.status, exc.details["limit"])
+
+    outcomes = at_once(50, one)
+    assert peak[0] == 10  # pro: 10 concurrent allocations, and all 10 were used
+    assert outcomes.count(200) >= 10 and set(outcomes) == {200, (429, "concurrent_allocations")}
+    assert deps.quotas().in_flight("acme") == 0
+    assert deps.quotas().usage("acme").requests == outcomes.count(200)
+
+
 def test_a_spent_budget_is_429_until_next_month(engine, emulator, lambda_context):
     from harpoon import deps
 
