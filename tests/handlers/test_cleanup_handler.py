@@ -37,7 +37,8 @@ def allocate(lambda_context, request_id="req-3f2a9c1e5b7d4e8fa1b2c3d4e5f60718", 
 
 
 def release(lambda_context, allocated, **extra):
-    event = {"request_id": allocated["lease_id"], "allocation": allocated, **extra}
+    # As the workflow passes it: the tenant of the request is the allocation's.
+    event = {"request_id": allocated["lease_id"], "tenant_id": allocated["tenant_id"], "allocation": allocated, **extra}
     return load_handler("release").lambda_handler(event, lambda_context)
 
 
