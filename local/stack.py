@@ -202,7 +202,7 @@ class LocalStack:
             f"  function logs      {self.log_dir}/",
             *[f"  schedule           {f.logical_id} every {self.schedule_interval if self.schedule_interval is not None else r:g} s"
               f" (run it now: make sweep)" for f in self.stack.functions.values() for r in f.schedules],
-            f"  demo tenant       {DEMO_TENANT} (enterprise), API key {self.demo_api_key}",
+            f"  demo tenant        {DEMO_TENANT} (enterprise), API key {self.demo_api_key}",
             "  more tenants       make tenants ARGS=\"create acme --tier pro\"",
             "Try:",
             f"  export HARPOON_API_KEY={self.demo_api_key}",

@@ -46,7 +46,7 @@ def test_rotate_disable_enable_and_usage(tables):
     assert run("disable", "acme") == (0, "tenant acme is disabled (API keys follow within a minute)\n")
     assert run("enable", "acme")[1].startswith("tenant acme is active")
     code, out = run("usage", "acme", "--month", "2026-11")
-    assert (code, out) == (0, "acme in 2026-11: 0 requests, 0 tokens, 0.0 GPU-seconds, 0.0000 USD; 0 in flight now\n")
+    assert (code, out) == (0, "acme in 2026-11: requests 0, tokens 0, GPU-seconds 0.0, cost 0.0000 USD; in flight now 0\n")
 
 
 def test_errors_are_one_line_and_a_nonzero_exit(tables, capsys):

@@ -75,9 +75,9 @@ def _usage(args, session, out) -> int:
     repo = QuotaRepository(table, session.client("dynamodb", endpoint_url=args.endpoint_url))
     month = args.month or month_of(time.time())
     used = repo.usage(args.tenant, month)
-    print(f"{args.tenant} in {month}: {used.requests} requests, {used.tokens} tokens, "
-          f"{used.gpu_seconds:.1f} GPU-seconds, {used.cost_usd:.4f} USD; "
-          f"{repo.in_flight(args.tenant)} in flight now", file=out)
+    print(f"{args.tenant} in {month}: requests {used.requests}, tokens {used.tokens}, "
+          f"GPU-seconds {used.gpu_seconds:.1f}, cost {used.cost_usd:.4f} USD; "
+          f"in flight now {repo.in_flight(args.tenant)}", file=out)
     return 0
 
 
