@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local tenants sweep test test-unit test-e2e chaos bench eval-routing calibrate-routing train-routing validate build clean
+.PHONY: install local tenants sweep test test-unit test-e2e chaos fuzz bench eval-routing calibrate-routing train-routing validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -57,6 +57,15 @@ test-e2e: install
 # Concurrent requests under HostedAI faults and step crashes; fails on any leak.
 chaos: $(VENV)/.installed
 	$(PY) -m local.chaos -n $(N) --faults $(FAULTS) --concurrency $(CONCURRENCY)
+
+# schemathesis against a local stack it starts, from the stack's /openapi.json; fails on any 5xx.
+# ARGS passes options through, e.g. make fuzz ARGS="--max-examples 800 --seed 1".
+$(VENV)/.fuzz-installed: $(VENV)/.installed requirements-fuzz.txt
+	$(VENV)/bin/pip install --quiet -r requirements-fuzz.txt
+	touch $@
+
+fuzz: $(VENV)/.fuzz-installed
+	$(PY) -m local.fuzz $(ARGS)
 
 # One reclaim sweep now, in the stack `make local` is running (HORIZON=s also
 # takes leases due within s seconds, e.g. idle warm GPUs).

@@ -211,6 +211,13 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
+        def __getattr__(self, name: str):
+            # Any other method (TRACE, QUERY, ...) is routed too: API Gateway's
+            # 404, not http.server's 501.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
+
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server

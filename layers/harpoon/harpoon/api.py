@@ -1,4 +1,5 @@
-"""The HTTP API (API Gateway HTTP API, payload v2): GET /health, POST /v2/process.
+"""The HTTP API (API Gateway HTTP API, payload v2): GET /health, GET /openapi.json,
+POST /v2/process.
 
 Refuses a request the authorizer did not vouch for, validates the body, takes
 a quota slot, runs the workflow and maps its outcome to HTTP. Every error body
@@ -27,6 +28,7 @@ from harpoon.models import (
     ACCEPTED_DEPLOYMENTS,
     DEPLOYMENT_ALIASES,
     MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
     MAX_TEXT_BYTES,
     ProcessRequest,
     WorkflowInput,
@@ -108,6 +110,13 @@ app.use(middlewares=[require_tenant])
 @app.get("/health")
 def health() -> dict:
     return {"status": "healthy", "version": __version__, "deployment_modes": ["hostedai"]}
+
+
+@app.get("/openapi.json")
+def openapi_document() -> dict:
+    from harpoon.openapi import document  # imported on first use: cold starts never pay for it
+
+    return document()
 
 
 @app.post("/v2/process")
@@ -297,10 +306,7 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
         )
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    data = parse_json_body(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "body must be a JSON object")
     text = data.get("text")
@@ -330,6 +336,52 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
         ]
         fields = ", ".join(p["field"] for p in problems)
         raise ApiError(422, "validation_error", f"invalid field(s): {fields}", {"problems": problems}) from None
+
+
+def parse_json_body(raw: bytes) -> object:
+    """The body parsed as JSON, or a 400: not JSON, nested deeper than
+    MAX_JSON_DEPTH, or holding a string that is not valid Unicode."""
+    try:
+        # Decoded as json.loads(bytes) would (UTF-8, -16 or -32), so that the
+        # depth scan sees the same characters the parser will.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    depth = json_depth_exceeds(text, MAX_JSON_DEPTH)
+    if depth:
+        raise ApiError(400, "json_too_deep", f"body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
+                       {"limit": MAX_JSON_DEPTH, "at_offset": depth})
+    try:
+        data = json.loads(text)
+        # A lone surrogate ("\ud800") is legal JSON but not Unicode: no UTF-8
+        # can carry it on to the workflow, so refuse it here.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "body is not valid JSON: a string holds a lone UTF-16 surrogate "
+                       "(\\ud800-\\udfff without its pair), which is not Unicode") from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    return data
+
+
+# A JSON string (skipped whole: brackets inside it do not nest) or a bracket.
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def json_depth_exceeds(text: str, limit: int) -> int:
+    """Where (a character offset, 1-based) the nesting of arrays and objects
+    first goes past `limit`, or 0. A flat scan, not a recursive parse: cheap
+    on any input, and stops at the first bracket too many."""
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > limit:
+                return match.end()
+        elif token == "]" or token == "}":
+            depth -= 1
+    return 0
 
 
 def resolve_model_choice(request: ProcessRequest) -> dict:

@@ -19,6 +19,10 @@ MAX_TEXT_BYTES = 32 * 1024
 # may escape every byte of the text as \uXXXX (6 bytes), so allow for that.
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 4 * 1024
 MAX_TOKENS_LIMIT = 1024
+# The deepest JSON nesting a body may have (a valid one needs 2). Checked by a
+# flat scan before parsing: json.loads recurses, and a body of 100k '[' would
+# otherwise end in a RecursionError, not a 400.
+MAX_JSON_DEPTH = 32
 
 DEPLOYMENT_ALIASES = {"hostedai": "hostedai", "hosted_ai": "hostedai"}
 ACCEPTED_DEPLOYMENTS = ["HostedAI", "hostedai", "hosted_ai"]
