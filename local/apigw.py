@@ -218,6 +218,11 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 return self._handle
             raise AttributeError(name)
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's backlog of 5 resets connections under a burst that
+        # API Gateway would simply accept.
+        request_queue_size = 256
+
+    server = Server((host, port), Handler)
     server.daemon_threads = True
     return server

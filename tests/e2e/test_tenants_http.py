@@ -82,7 +82,10 @@ def burst(n: int, call) -> list:
 
     def one():
         barrier.wait()
-        result = call()
+        try:
+            result = call()
+        except httpx.HTTPError as exc:  # no answer at all: a result too, for the test to judge
+            result = exc
         with lock:
             results.append(result)
 
@@ -110,7 +113,8 @@ def test_a_burst_of_concurrent_requests_never_runs_more_than_the_tiers_slots(sta
     stack.faults(inference={"latency_ms": 400, "slow_rate": 1.0})  # requests overlap
     responses = burst(BURST, lambda: process(stack, key))
     stack.faults(inference={})
-    statuses = [r.status_code for r in responses]
+    statuses = [getattr(r, "status_code", repr(r)) for r in responses]
+    assert len(statuses) == BURST
     assert set(statuses) <= {200, 429} and statuses.count(200) >= 3, statuses
     for refused in (r for r in responses if r.status_code == 429):
         details = refused.json()["error"]["details"]
