@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         del os.environ[key]  # the benchmarks bring their own emulations
     sys.path[:0] = [str(ROOT / "layers" / "harpoon"), str(ROOT)]
 
-    from bench import classify_time, sweep_cost, warm_latency
+    from bench import body_parse, classify_time, sweep_cost, warm_latency
     from bench.table import render
 
     started = time.perf_counter()
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Classifier: adversarial inputs")
     print(render(classify_time.ADVERSARIAL_HEADERS, classify_time.measure_adversarial()))
+    print()
+    print("API: parsing the worst request bodies under the size limit")
+    print(render(body_parse.HEADERS, body_parse.measure()))
     print()
     print("Reclaim sweep: items read and read capacity of one sweep, 1% of the leases expired")
     print(render(sweep_cost.HEADERS, sweep_cost.measure((1_000, 10_000) if args.quick else (1_000, 10_000, 100_000))))

@@ -41,6 +41,7 @@ EDGE_BODIES = [
     b"\xff\xfe\xfd",
     b'{"text": "hi", "max_tokens": ' + b"9" * 5000 + b"}",
     b'{"text": "hi", "requirements": {"min_tflops": NaN, "min_vram_mb": 1e999}}',
+    b'{"text": "' + b'\\"' * 100_000,  # an unterminated string of escaped quotes (once a quadratic scan)
 ]
 
 
