@@ -135,7 +135,10 @@ class LocalStack:
         from harpoon.adapters.tenants import TenantRepository
 
         repo = TenantRepository(self.stack.tables["TenantsTable"].name, self.client("dynamodb"))
-        _, key = repo.create(DEMO_TENANT, "enterprise", api_key=os.environ.get("HARPOON_DEMO_API_KEY") or None)
+        try:
+            _, key = repo.create(DEMO_TENANT, "enterprise", api_key=os.environ.get("HARPOON_DEMO_API_KEY") or None)
+        except ValueError as exc:
+            raise SystemExit(f"HARPOON_DEMO_API_KEY: {exc}") from None
         return key
 
     def _start_schedules(self) -> None:

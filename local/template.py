@@ -291,8 +291,13 @@ def route_authorizer(resources: dict, event_props: dict) -> str | None:
         raise UnsupportedTemplate(f"authorizer {name!r}: only Lambda authorizers of this template run locally")
     if str(spec.get("AuthorizerPayloadFormatVersion")) != "2.0" or spec.get("EnableSimpleResponses") is not True:
         raise UnsupportedTemplate(f"authorizer {name!r}: only payload 2.0 with simple responses runs locally")
-    if int((spec.get("Identity") or {}).get("ReauthorizeEvery", 300)) != 0:
+    identity = spec.get("Identity") or {}
+    if int(identity.get("ReauthorizeEvery", 300)) != 0:
         raise UnsupportedTemplate(f"authorizer {name!r}: the gateway's result cache is not emulated; set ReauthorizeEvery: 0")
+    if set(identity) - {"ReauthorizeEvery"}:
+        # API Gateway answers a bare 401 itself when an identity source is
+        # missing; the local gateway always calls the authorizer.
+        raise UnsupportedTemplate(f"authorizer {name!r}: identity sources are not emulated locally")
     arn = spec["FunctionArn"]
     if not (isinstance(arn, dict) and "Fn::GetAtt" in arn):
         raise UnsupportedTemplate(f"authorizer {name!r}: FunctionArn must be !GetAtt <Function>.Arn")

@@ -57,6 +57,10 @@ def test_errors_are_one_line_and_a_nonzero_exit(tables, capsys):
     assert "must be 1-32 characters" in capsys.readouterr().err
     assert run("disable", "ghost")[0] == 1
     assert "error: no tenant 'ghost'" in capsys.readouterr().err
+    assert run("usage", "acme", "--month", "2026-13")[0] == 2
+    assert "--month must be YYYY-MM" in capsys.readouterr().err
+    assert run("create", "weak", "--tier", "pro", "--api-key", "hpn_123")[0] == 2
+    assert "24 to 200 random characters" in capsys.readouterr().err
 
 
 def test_a_stack_name_finds_the_tables_in_its_outputs(tables, capsys):

@@ -52,11 +52,12 @@ def test_a_created_tenant_is_found_by_its_key_and_only_the_hash_is_stored(tables
 
 def test_creating_a_tenant_twice_or_reusing_a_key_is_refused(tables):
     tenants, _ = tables
-    tenants.create("acme", "pro", api_key="hpn_one")
+    chosen = "hpn_" + "k" * 24
+    tenants.create("acme", "pro", api_key=chosen)
     with pytest.raises(TenantError, match="exists already"):
         tenants.create("acme", "basic")
     with pytest.raises(TenantError, match="in use by another tenant"):
-        tenants.create("other", "basic", api_key="hpn_one")
+        tenants.create("other", "basic", api_key=chosen)
     assert [t.tenant_id for t in tenants.list()] == ["acme"]
 
 
@@ -67,6 +68,34 @@ def test_bad_ids_and_tiers_are_refused_before_any_write(tables):
     with pytest.raises(ValueError):
         tenants.create("ok", "gold")
     assert items("tenants") == []
+
+
+@pytest.mark.parametrize("weak", ["hpn_short", "secret-but-no-prefix-000000000000", "hpn_" + "x" * 23, "hpn_" + "é" * 30])
+def test_a_key_given_by_hand_must_be_hard_to_guess(tables, weak):
+    tenants, _ = tables
+    with pytest.raises(ValueError, match="24 to 200 random characters"):
+        tenants.create("acme", "pro", api_key=weak)
+    tenants.create("acme", "pro")
+    with pytest.raises(ValueError):
+        tenants.rotate_key("acme", api_key=weak)
+
+
+def test_a_rotation_racing_a_disable_never_revives_the_tenant(tables, monkeypatch):
+    tenants, _ = tables
+    tenants.create("acme", "pro")
+    real_require = tenants._require
+
+    def read_then_disable(tenant_id):
+        item = real_require(tenant_id)  # rotate has read the tenant as active ...
+        TenantRepository("tenants", boto3.client("dynamodb")).set_status(tenant_id, "disabled")  # ... then this
+        return item
+
+    monkeypatch.setattr(tenants, "_require", read_then_disable)
+    with pytest.raises(TenantError, match="changed meanwhile"):
+        tenants.rotate_key("acme")
+    monkeypatch.setattr(tenants, "_require", real_require)
+    assert tenants.get("acme").status == "disabled"
+    assert all(item["status"]["S"] == "disabled" for item in items("tenants"))
 
 
 def test_rotating_a_key_retires_the_old_one_at_once(tables):
@@ -143,11 +172,12 @@ def test_tenants_have_separate_counters(tables):
     assert quotas.release("globex", "req-1") and quotas.in_flight("acme") == 1
 
 
-def test_a_request_that_holds_its_slot_already_may_come_back_for_it(tables):
+def test_a_request_that_holds_its_slot_already_is_told_so_and_takes_no_second(tables):
     _, quotas = tables
     one = Quota(1, 1_000, 1, 5)
-    quotas.acquire("acme", "req-1", one, hold_seconds=300)
-    quotas.acquire("acme", "req-1", one, hold_seconds=300)  # the retry after a 504: same request id
+    assert quotas.acquire("acme", "req-1", one, hold_seconds=300) is True
+    # The retry after a 504 (same request id): not its slot to give back.
+    assert quotas.acquire("acme", "req-1", one, hold_seconds=300) is False
     assert quotas.in_flight("acme") == 1
 
 
@@ -191,6 +221,70 @@ def test_spent_budgets_refuse_until_next_month(tables, gpu_seconds, cost, limit)
 def test_next_month_is_counted_in_utc():
     assert seconds_to_next_month(NOW) == 4 * 86400 + 12 * 3600 - 30 + 1  # to 2026-12-01 00:00:00 UTC
     assert seconds_to_next_month(1_798_761_599.0) == 2  # 2026-12-31 23:59:59 -> 2027-01-01
+
+
+class Contended:
+    """A DynamoDB client whose first `conflicts` write calls meet a concurrent
+    transaction on the same item (TransactionConflict), which moto never
+    produces."""
+
+    def __init__(self, client, conflicts: int) -> None:
+        self._client, self.conflicts, self.calls = client, conflicts, 0
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.conflicts:
+            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}] + [{"Code": "None"}] * (
+                len(kwargs["TransactItems"]) - 2)
+            raise self.exceptions.TransactionCanceledException(
+                {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                 "CancellationReasons": reasons}, "TransactWriteItems")
+        return self._client.transact_write_items(**kwargs)
+
+    def update_item(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.conflicts:
+            raise self.exceptions.TransactionConflictException(
+                {"Error": {"Code": "TransactionConflictException", "Message": "conflict"}}, "UpdateItem")
+        return self._client.update_item(**kwargs)
+
+
+def test_a_conflicting_transaction_is_retried_not_mistaken_for_a_limit(tables, clock, monkeypatch):
+    from harpoon.adapters import quotas as module
+
+    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
+    contended = Contended(boto3.client("dynamodb"), conflicts=2)
+    quotas = QuotaRepository("usage", contended, clock=clock)
+    assert quotas.acquire("acme", "req-1", TEN, hold_seconds=300) is True and contended.calls == 3
+    contended.conflicts += 2
+    assert quotas.release("acme", "req-1") is True and quotas.in_flight("acme") == 0
+    contended.conflicts = contended.calls + 1
+    quotas.charge("acme", tokens=5, gpu_seconds=1, cost_usd=0.1)  # a plain update meets one too
+    assert quotas.usage("acme").tokens == 5
+
+
+def test_a_tenant_contended_past_every_retry_is_busy_not_over_quota(tables, clock, monkeypatch):
+    from harpoon.adapters import quotas as module
+
+    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
+    quotas = QuotaRepository("usage", Contended(boto3.client("dynamodb"), conflicts=100), clock=clock)
+    with pytest.raises(module.QuotaBusy):
+        quotas.acquire("acme", "req-1", TEN, hold_seconds=300)
+
+
+def test_the_cleanup_finds_expired_slots_in_every_shard(tables, clock):
+    _, quotas = tables
+    many = Quota(100, 1_000, 1, 5)
+    for i in range(40):
+        quotas.acquire("acme", f"req-{i}", many, hold_seconds=60)
+    shards = {item["slot_shard"]["S"] for item in items("usage") if item["pk"]["S"].startswith("slot#")}
+    assert len(shards) > 1  # spread over the index partitions
+    clock.now += 61
+    assert quotas.free_expired() == 40 and quotas.in_flight("acme") == 0
 
 
 def test_the_cleanup_frees_slots_past_their_time_and_only_those(tables, clock):

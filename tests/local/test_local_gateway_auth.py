@@ -33,6 +33,7 @@ def test_a_faithful_authorizer_is_accepted():
     ({"AuthorizerPayloadFormatVersion": "1.0"}, "payload 2.0"),
     ({"EnableSimpleResponses": False}, "simple responses"),
     ({"Identity": {"ReauthorizeEvery": 300, "Headers": ["x-api-key"]}}, "ReauthorizeEvery: 0"),
+    ({"Identity": {"ReauthorizeEvery": 0, "Headers": ["x-api-key"]}}, "identity sources"),
     ({"FunctionArn": "arn:aws:lambda:us-east-1:1:function:elsewhere"}, "GetAtt"),
 ])
 def test_anything_the_local_gateway_would_run_differently_is_refused(change, problem):

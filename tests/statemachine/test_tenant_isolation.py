@@ -249,6 +249,64 @@ def test_fifty_concurrent_requests_through_the_api_never_overshoot_the_slots(aws
     assert deps.quotas().usage("acme").requests == outcomes.count(200)
 
 
+class Runner:
+    """A workflow runner that answers what the test says (an outcome or an
+    exception)."""
+
+    def __init__(self, outcome) -> None:
+        self.outcome = outcome
+
+    def run(self, name, payload, timeout_seconds):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.parametrize(("outcome", "status", "kept"), [
+    # The workflow ended (here with a step timeout: a 504 all the same): the slot is given back.
+    ("StepTimeoutError", 504, False),
+    # The wait ended, the execution goes on with its GPU: the slot stays taken.
+    ("wait", 504, True),
+    # Another run of this request is in flight (EXPRESS): the slot stays its.
+    ("RequestInFlightError", 409, True),
+    # Step Functions could not be reached: nothing ran, the slot this call took goes back.
+    ("unreachable", 503, False),
+])
+def test_a_slot_goes_back_exactly_when_the_request_is_over(aws, monkeypatch, outcome, status, kept):
+    from harpoon import api, deps
+    from harpoon.adapters.workflow import WorkflowResult, WorkflowStartError, WorkflowTimeout
+    from harpoon.models import ProcessRequest
+
+    answers = {"wait": WorkflowTimeout(None, 25.0), "unreachable": WorkflowStartError("ThrottlingException")}
+    result = answers.get(outcome) or WorkflowResult("FAILED", None, outcome, "{}", "arn")
+    monkeypatch.setattr(api, "_runner", lambda: Runner(result))
+    with pytest.raises(api.ApiError) as refused:
+        api.run_request(ProcessRequest(text="Hello"), 0.0, api.Caller("acme", "free"), "req-acme-1")
+    assert refused.value.status == status
+    assert deps.quotas().in_flight("acme") == (1 if kept else 0)
+
+
+def test_a_retry_never_gives_back_the_slot_of_a_run_still_going(aws, monkeypatch):
+    from harpoon import api, deps
+    from harpoon.adapters.workflow import WorkflowResult, WorkflowStartError, WorkflowTimeout
+    from harpoon.models import ProcessRequest
+
+    def attempt(outcome):
+        monkeypatch.setattr(api, "_runner", lambda: Runner(outcome))
+        with pytest.raises(api.ApiError) as refused:
+            api.run_request(ProcessRequest(text="Hello"), 0.0, api.Caller("acme", "free"), "req-acme-1")
+        return refused.value.status
+
+    assert attempt(WorkflowTimeout(None, 25.0)) == 504  # the first run goes on, holding the slot
+    # Retries of the same request: one cannot reach Step Functions, one finds it in flight.
+    assert attempt(WorkflowStartError("ThrottlingException")) == 503
+    assert attempt(WorkflowResult("FAILED", None, "RequestInFlightError", "{}", "arn")) == 409
+    assert deps.quotas().in_flight("acme") == 1
+    # The run ended: the next retry sees its outcome and gives the slot back.
+    assert attempt(WorkflowResult("FAILED", None, "UpstreamUnavailableError", "{}", "arn")) == 502
+    assert deps.quotas().in_flight("acme") == 0
+
+
 def test_a_spent_budget_is_429_until_next_month(engine, emulator, lambda_context):
     from harpoon import deps
 

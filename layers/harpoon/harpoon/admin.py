@@ -16,6 +16,7 @@ SHA-256 is stored.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
@@ -74,6 +75,8 @@ def _usage(args, session, out) -> int:
     table = args.usage_table or _stack_output(session, args.stack, "UsageTableName")
     repo = QuotaRepository(table, session.client("dynamodb", endpoint_url=args.endpoint_url))
     month = args.month or month_of(time.time())
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ValueError(f"--month must be YYYY-MM, got {month!r}")
     used = repo.usage(args.tenant, month)
     print(f"{args.tenant} in {month}: requests {used.requests}, tokens {used.tokens}, "
           f"GPU-seconds {used.gpu_seconds:.1f}, cost {used.cost_usd:.4f} USD; "

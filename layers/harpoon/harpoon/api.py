@@ -42,11 +42,16 @@ RETRY_AFTER_NO_CAPACITY_SECONDS = 5
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers=None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers=None, *,
+                 still_running: bool | None = False) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details = details or {}
         self.headers = headers or {}
+        # Whether the request's execution goes on (the wait ended, or another
+        # run of the same request holds it: its quota slot must stay taken);
+        # None: unknown (Step Functions could not be asked).
+        self.still_running = still_running
 
 
 def error_response(exc: ApiError) -> Response:
@@ -204,13 +209,13 @@ def quota_slot(tenant: Caller, request_id: str):
     holds a GPU; the slot expires after the workflow's longest life and the
     cleanup gives it back."""
     from harpoon import deps
-    from harpoon.adapters.quotas import QuotaExceeded
+    from harpoon.adapters.quotas import QuotaBusy, QuotaExceeded
     from harpoon.tenancy import quota_for
 
     quotas = deps.quotas()
     try:
-        quotas.acquire(tenant.tenant_id, request_id, quota_for(tenant.tier),
-                       hold_seconds=get_settings().slot_hold_seconds)
+        taken = quotas.acquire(tenant.tenant_id, request_id, quota_for(tenant.tier),
+                               hold_seconds=get_settings().slot_hold_seconds)
     except QuotaExceeded as exc:
         raise ApiError(
             429, "quota_exceeded", f"{tenant.tier} tier: {exc}; retry after {exc.retry_after} s",
@@ -218,17 +223,30 @@ def quota_slot(tenant: Caller, request_id: str):
              "retry_after_seconds": exc.retry_after},
             headers={"Retry-After": str(exc.retry_after)},
         ) from None
+    except QuotaBusy:
+        raise ApiError(503, "quota_busy", "this tenant's quota could not be checked now; retry shortly",
+                       headers={"Retry-After": "1"}) from None
+    running: bool | None = False  # is the request's execution still going on?
     try:
         yield
     except ApiError as exc:
-        if exc.code != "workflow_timeout":
-            quotas.release(tenant.tenant_id, request_id)
+        running = exc.still_running
         raise
     except BaseException:
-        quotas.release(tenant.tenant_id, request_id)
+        running = None
         raise
-    else:
+    finally:
+        # A slot this call did not take is an earlier run's of the same
+        # request: given back only once that run is known to be over.
+        if running is False or (running is None and taken):
+            _give_back(quotas, tenant, request_id)
+
+
+def _give_back(quotas, tenant: Caller, request_id: str) -> None:
+    try:
         quotas.release(tenant.tenant_id, request_id)
+    except Exception:  # noqa: BLE001 - the answer stands; the cleanup frees the slot when it expires
+        logger.exception("quota slot not given back", extra={"slot_request_id": request_id})
 
 
 def charge_usage(tenant: Caller, request: ProcessRequest, body: dict) -> None:
@@ -271,6 +289,7 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
             f"Step Functions did not run or report the request workflow ({exc.reason}); retry later",
             {"request_id": request_id},
             headers={"Retry-After": "1"},
+            still_running=None,
         ) from None
     except WorkflowTimeout:
         raise ApiError(
@@ -279,6 +298,7 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
             f"the request did not finish within {settings.sync_timeout_seconds:g} s; "
             "its GPU is still released when it ends",
             {"request_id": request_id},
+            still_running=True,
         ) from None
     total_ms = round((time.perf_counter() - started) * 1000, 2)
     if result.status != "SUCCEEDED":
@@ -470,6 +490,7 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
             "the first request with this Idempotency-Key is still running; retry shortly",
             details,
             headers={"Retry-After": "1"},
+            still_running=True,
         )
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
         return ApiError(504, "workflow_timeout", "a step of the request timed out", details)

@@ -60,6 +60,18 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# A key given by hand (a script's, the demo tenant's) must still be hard to
+# guess: only its unsalted SHA-256 is stored.
+GIVEN_KEY_PATTERN = re.compile(KEY_PREFIX + r"[A-Za-z0-9_-]{24,200}")
+
+
+def check_api_key(api_key: str) -> str:
+    if not GIVEN_KEY_PATTERN.fullmatch(api_key or ""):
+        raise ValueError(f"an API key must be {KEY_PREFIX!r} and 24 to 200 random characters of A-Z, a-z, 0-9, "
+                         "'_' and '-' (leave it out to get a random one)")
+    return api_key
+
+
 def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 

@@ -21,19 +21,30 @@ reached may pass it by what they use.
 from __future__ import annotations
 
 import calendar
+import hashlib
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from harpoon.tenancy import Quota
 
-SLOT_SHARD = "slots"
+# Held slots spread over this many index partitions (no hot key at high
+# request rates); the cleanup queries each.
+SLOT_SHARDS = 8
+# DynamoDB cancels one of two transactions that touch the same item at once
+# (TransactionConflict; botocore does not retry it): tries before giving up.
+CONFLICT_TRIES = 6
 
 
 class QuotaExceeded(Exception):
     def __init__(self, limit: str, limit_value: float, current: float, retry_after: int) -> None:
         super().__init__(f"{limit} quota reached ({current:g} of {limit_value:g})")
         self.limit, self.limit_value, self.current, self.retry_after = limit, limit_value, current, retry_after
+
+
+class QuotaBusy(Exception):
+    """The tenant's quota items stayed contended through every retry."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +75,26 @@ def _n(value: float) -> dict:
     return {"N": repr(value) if isinstance(value, float) else str(value)}
 
 
+def slot_shard(tenant_id: str, request_id: str) -> str:
+    digest = hashlib.sha256(f"{tenant_id}#{request_id}".encode("utf-8")).digest()
+    return f"slots#{digest[0] % SLOT_SHARDS}"
+
+
+def _codes(exc: Exception) -> list[str | None]:
+    return [reason.get("Code") for reason in getattr(exc, "response", {}).get("CancellationReasons", [])]
+
+
 class QuotaRepository:
     def __init__(self, table_name: str, client: Any, *, clock=time.time) -> None:
         self.table = table_name
         self.ddb = client
         self.clock = clock
 
-    def acquire(self, tenant_id: str, request_id: str, quota: Quota, *, hold_seconds: int) -> None:
+    def acquire(self, tenant_id: str, request_id: str, quota: Quota, *, hold_seconds: int) -> bool:
         """Take one of the tenant's concurrent-allocation slots for this
-        request, or raise QuotaExceeded naming the limit."""
+        request, or raise QuotaExceeded naming the limit. False: this request
+        holds its slot already (a retry with the same request id, while or
+        after its first run); that slot is not this call's to give back."""
         now = self.clock()
         minute = int(now // 60)
         room = (
@@ -81,8 +103,7 @@ class QuotaRepository:
             " AND (attribute_not_exists(gpu_seconds) OR gpu_seconds < :gs)"
             " AND (attribute_not_exists(cost_usd) OR cost_usd < :usd))"
         )
-        try:
-            self.ddb.transact_write_items(TransactItems=[
+        items = [
                 {"ConditionCheck": {
                     "TableName": self.table, "Key": {"pk": _s(f"usage#{tenant_id}#{month_of(now)}")},
                     "ConditionExpression": room,
@@ -98,35 +119,55 @@ class QuotaRepository:
                 {"Put": {
                     "TableName": self.table,
                     "Item": {"pk": _s(f"slot#{tenant_id}#{request_id}"), "tenant_id": _s(tenant_id),
-                             "request_id": _s(request_id), "slot_shard": _s(SLOT_SHARD),
+                             "request_id": _s(request_id), "slot_shard": _s(slot_shard(tenant_id, request_id)),
                              "slot_expires_at": _n(int(now) + hold_seconds)},
                     "ConditionExpression": "attribute_not_exists(pk)"}},
-            ])
-        except self.ddb.exceptions.TransactionCanceledException as exc:
-            codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if codes[2:3] == ["ConditionalCheckFailed"]:
-                return  # this request holds its slot already (a retry after a timeout, same request id)
-            if codes[:1] == ["ConditionalCheckFailed"]:
-                raise self._budget_exceeded(tenant_id, quota, now) from None
-            if codes[1:2] == ["ConditionalCheckFailed"]:
-                raise QuotaExceeded("concurrent_allocations", quota.concurrent_allocations,
-                                    self.in_flight(tenant_id), retry_after=1) from None
-            raise
+        ]
+        codes = self._transact(items)
+        if not codes:
+            return True
+        if codes[2] == "ConditionalCheckFailed":
+            return False
+        if codes[0] == "ConditionalCheckFailed":
+            raise self._budget_exceeded(tenant_id, quota, now)
+        if codes[1] == "ConditionalCheckFailed":
+            raise QuotaExceeded("concurrent_allocations", quota.concurrent_allocations, self.in_flight(tenant_id),
+                                retry_after=1)
+        raise QuotaBusy(f"quota transaction cancelled: {codes}")
 
     def release(self, tenant_id: str, request_id: str) -> bool:
         """Give the slot back; False if it was given back already."""
-        try:
-            self.ddb.transact_write_items(TransactItems=[
-                {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"slot#{tenant_id}#{request_id}")},
-                            "ConditionExpression": "attribute_exists(pk)"}},
-                {"Update": {"TableName": self.table, "Key": {"pk": _s(f"conc#{tenant_id}")},
-                            "UpdateExpression": "SET in_flight = in_flight - :one",
-                            "ConditionExpression": "in_flight > :zero",
-                            "ExpressionAttributeValues": {":one": _n(1), ":zero": _n(0)}}},
-            ])
-        except self.ddb.exceptions.TransactionCanceledException:
+        codes = self._transact([
+            {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"slot#{tenant_id}#{request_id}")},
+                        "ConditionExpression": "attribute_exists(pk)"}},
+            {"Update": {"TableName": self.table, "Key": {"pk": _s(f"conc#{tenant_id}")},
+                        "UpdateExpression": "SET in_flight = in_flight - :one",
+                        "ConditionExpression": "in_flight > :zero",
+                        "ExpressionAttributeValues": {":one": _n(1), ":zero": _n(0)}}},
+        ])
+        if not codes:
+            return True
+        if codes[0] == "ConditionalCheckFailed":
             return False
-        return True
+        raise QuotaBusy(f"quota slot of {request_id} not given back: {codes}")
+
+    def _transact(self, items: list[dict]) -> list[str | None]:
+        """Run the transaction: [] when it committed, else each item's
+        cancellation code. Conflicts with a concurrent transaction on the same
+        item are retried with jittered backoff, as AWS advises."""
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                self.ddb.transact_write_items(TransactItems=items)
+                return []
+            except self.ddb.exceptions.TransactionCanceledException as exc:
+                codes = _codes(exc)
+                if "TransactionConflict" not in codes or attempt == CONFLICT_TRIES - 1:
+                    return codes + [None] * (len(items) - len(codes))
+            except self.ddb.exceptions.TransactionConflictException:
+                if attempt == CONFLICT_TRIES - 1:
+                    raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
 
     def charge(self, tenant_id: str, *, tokens: int, gpu_seconds: float, cost_usd: float) -> None:
         """Record one finished request's use in its month and minute."""
@@ -143,13 +184,19 @@ class QuotaRepository:
         ]
         for expression, condition in attempts:
             kwargs = {"ConditionExpression": condition} if condition else {}
-            try:
-                self.ddb.update_item(TableName=self.table, Key=key, UpdateExpression=expression,
-                                     ExpressionAttributeValues=values if condition else
-                                     {k: v for k, v in values.items() if k != ":m"}, **kwargs)
-                return
-            except self.ddb.exceptions.ConditionalCheckFailedException:
-                continue
+            for attempt in range(CONFLICT_TRIES):
+                try:
+                    self.ddb.update_item(TableName=self.table, Key=key, UpdateExpression=expression,
+                                         ExpressionAttributeValues=values if condition else
+                                         {k: v for k, v in values.items() if k != ":m"}, **kwargs)
+                    return
+                except self.ddb.exceptions.ConditionalCheckFailedException:
+                    break  # the next form of the update
+                except self.ddb.exceptions.TransactionConflictException:
+                    # An acquire's condition check on this item is in flight.
+                    if attempt == CONFLICT_TRIES - 1:
+                        raise
+                    time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
     def usage(self, tenant_id: str, month: str | None = None) -> Usage:
         item = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
@@ -165,25 +212,35 @@ class QuotaRepository:
                                  ConsistentRead=True).get("Item")
         return int(item["in_flight"]["N"]) if item else 0
 
-    def expired_slots(self, *, as_of: float | None = None, limit: int = 100) -> list[tuple[str, str]]:
-        """(tenant, request id) of slots whose holder is past its time."""
-        response = self.ddb.query(
-            TableName=self.table, IndexName="SlotExpiryIndex", Limit=limit,
-            KeyConditionExpression="slot_shard = :s AND slot_expires_at <= :now",
-            ExpressionAttributeValues={":s": _s(SLOT_SHARD), ":now": _n(int(as_of if as_of is not None else self.clock()))},
-        )
-        return [(item["tenant_id"]["S"], item["request_id"]["S"]) for item in response.get("Items", [])]
+    def expired_slots(self, *, as_of: float | None = None) -> list[tuple[str, str]]:
+        """(tenant, request id) of every slot whose holder is past its time."""
+        now = _n(int(as_of if as_of is not None else self.clock()))
+        found = []
+        for shard in range(SLOT_SHARDS):
+            start = None
+            while True:
+                page = self.ddb.query(
+                    TableName=self.table, IndexName="SlotExpiryIndex",
+                    KeyConditionExpression="slot_shard = :s AND slot_expires_at <= :now",
+                    ExpressionAttributeValues={":s": _s(f"slots#{shard}"), ":now": now},
+                    **({"ExclusiveStartKey": start} if start else {}),
+                )
+                found += [(item["tenant_id"]["S"], item["request_id"]["S"]) for item in page.get("Items", [])]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        return found
 
     def free_expired(self, *, as_of: float | None = None) -> int:
         """Give back the slots whose request never did (the cleanup's job);
         how many were freed now."""
         freed = 0
-        while True:
-            due = self.expired_slots(as_of=as_of)
-            now_freed = sum(self.release(tenant_id, request_id) for tenant_id, request_id in due)
-            freed += now_freed
-            if len(due) < 100 or not now_freed:
-                return freed
+        for tenant_id, request_id in self.expired_slots(as_of=as_of):
+            try:
+                freed += self.release(tenant_id, request_id)
+            except Exception:  # noqa: BLE001 - still due: the next sweep tries again
+                continue
+        return freed
 
     def _budget_exceeded(self, tenant_id: str, quota: Quota, now: float) -> QuotaExceeded:
         used = self.usage(tenant_id, month_of(now))

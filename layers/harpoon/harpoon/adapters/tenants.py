@@ -14,7 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from harpoon.tenancy import ACTIVE, DISABLED, check_tenant_id, hash_key, key_hint, new_api_key, quota_for
+from harpoon.tenancy import (
+    ACTIVE,
+    DISABLED,
+    check_api_key,
+    check_tenant_id,
+    hash_key,
+    key_hint,
+    new_api_key,
+    quota_for,
+)
 
 
 class TenantError(Exception):
@@ -53,7 +62,7 @@ class TenantRepository:
         """A new tenant and its API key (the only time the key is shown)."""
         check_tenant_id(tenant_id)
         quota_for(tier)
-        key = api_key or new_api_key()
+        key = check_api_key(api_key) if api_key else new_api_key()
         digest, now = hash_key(key), int(self.clock())
         tenant = Tenant(tenant_id, tier, ACTIVE, key_hint(key), now)
         try:
@@ -65,9 +74,11 @@ class TenantRepository:
             ])
         except self.ddb.exceptions.TransactionCanceledException as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if reasons[:1] == ["ConditionalCheckFailed"]:
                 raise TenantError(f"tenant {tenant_id!r} exists already") from None
-            raise TenantError("that API key is in use by another tenant; choose another") from None
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise TenantError("that API key is in use by another tenant; choose another") from None
+            raise TenantError(f"tenant {tenant_id!r} was not created ({reasons}); run the command again") from None
         return tenant, key
 
     def identity(self, api_key: str) -> Identity | None:
@@ -97,14 +108,18 @@ class TenantRepository:
         the authorizer within its cache time)."""
         item = self._require(tenant_id)
         old = item["key_hash"]["S"]
-        key = api_key or new_api_key()
+        key = check_api_key(api_key) if api_key else new_api_key()
         digest = hash_key(key)
+        # The new key item copies the tier and status read here: the tenant
+        # must still have both, or a disable in between would be undone.
         self._transact(tenant_id, [
             {"Update": {"TableName": self.table, "Key": {"pk": _s("tenant#" + tenant_id)},
                         "UpdateExpression": "SET key_hash = :new, key_hint = :hint, rotated_at = :now",
-                        "ConditionExpression": "key_hash = :old",
+                        "ConditionExpression": "key_hash = :old AND #st = :status AND tier = :tier",
+                        "ExpressionAttributeNames": {"#st": "status"},
                         "ExpressionAttributeValues": {":new": _s(digest), ":hint": _s(key_hint(key)),
-                                                      ":now": {"N": str(int(self.clock()))}, ":old": _s(old)}}},
+                                                      ":now": {"N": str(int(self.clock()))}, ":old": _s(old),
+                                                      ":status": item["status"], ":tier": item["tier"]}}},
             {"Delete": {"TableName": self.table, "Key": {"pk": _s("key#" + old)}}},
             {"Put": {"TableName": self.table,
                      "Item": self._key_item(digest, tenant_id, item["tier"]["S"], item["status"]["S"]),
