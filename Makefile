@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local tenants sweep test test-unit test-e2e chaos fuzz bench eval-routing calibrate-routing train-routing validate build clean
+.PHONY: install local tenants sweep metrics test test-unit test-e2e chaos fuzz bench eval-routing calibrate-routing train-routing validate build clean
 N ?= 200
 FAULTS ?= 0.2
 CONCURRENCY ?= 16
@@ -73,6 +73,10 @@ HORIZON ?= 0
 API_URL ?= http://127.0.0.1:3000
 sweep: $(VENV)/.installed
 	$(PY) -m local.sweep --horizon $(HORIZON) --api-url $(API_URL)
+
+# The metrics the functions of the stack `make local` runs have emitted (EMF in their logs), as a table.
+metrics: $(VENV)/.installed
+	$(PY) -m local.metrics --api-url $(API_URL)
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

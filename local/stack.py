@@ -107,6 +107,9 @@ class LocalStack:
         base_env = {"AWS_ENDPOINT_URL": self.aws_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     # `make sweep HORIZON=` and the chaos audit drain leases due later.
                     "SWEEP_ALLOW_HORIZON": "true"}
+        from local.metrics import log_sizes
+
+        self.log_offsets = log_sizes(self.log_dir) if self.log_dir.exists() else {}  # this run's lines only
         self.pool = FunctionPool(self.stack.functions, base_env, self.log_dir, max_concurrency=self.max_concurrency,
                                  overrides=self.env_overrides)
         self._stops.append(self.pool.close)
@@ -160,7 +163,12 @@ class LocalStack:
     def _admin(self, method: str, path: str, body: bytes) -> tuple[int, object]:
         """POST /_local/schedules/<LogicalId>: run that function's schedule now
         (`make sweep` runs the cleanup). The JSON body, if any, is merged into
-        the scheduled event."""
+        the scheduled event. GET /_local/metrics: the metrics the functions
+        emitted since the stack started, aggregated (`make metrics`)."""
+        if method == "GET" and path.rstrip("/") == "/_local/metrics":
+            from local.metrics import aggregate, from_log_dir
+
+            return 200, {"metrics": aggregate(from_log_dir(self.log_dir, self.log_offsets))}
         parts = path.strip("/").split("/")
         if method != "POST" or len(parts) != 3 or parts[1] != "schedules":
             return 404, {"message": "POST /_local/schedules/<LogicalId>"}
@@ -203,6 +211,7 @@ class LocalStack:
             f"  AWS emulation      {self.aws_endpoint}   (moto: Step Functions, DynamoDB, Secrets Manager)",
             f"  HostedAI emulator  {self.emulator_url}   (GET /_emulator/allocations)",
             f"  function logs      {self.log_dir}/",
+            f"  metrics            {self.api_url}/_local/metrics   (as a table: make metrics)",
             *[f"  schedule           {f.logical_id} every {self.schedule_interval if self.schedule_interval is not None else r:g} s"
               f" (run it now: make sweep)" for f in self.stack.functions.values() for r in f.schedules],
             f"  demo tenant        {DEMO_TENANT} (enterprise), API key {self.demo_api_key}",

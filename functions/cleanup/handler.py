@@ -4,6 +4,7 @@ from aws_lambda_powertools import Logger
 
 from harpoon import deps
 from harpoon.domain.cleanup import sweep
+from harpoon.metrics import emit
 from harpoon.settings import get_settings
 
 logger = Logger()
@@ -21,4 +22,28 @@ def lambda_handler(event, context):
     # Quota slots of requests that never gave theirs back (a crash, a timeout).
     report["quota_slots_freed"] = deps.quotas().free_expired()
     logger.info("swept", extra=report)
+    emit_sweep_metrics(report)
     return report
+
+
+# A reclaimed lease in one of these states held a GPU nobody was using any
+# more: a leak the sweep ended (ACTIVE past its lease, RELEASING after failed
+# releases, an allocate whose answer was lost). An IDLE one was a warm GPU
+# whose idle time ran out: the pool working as meant.
+LEAKED = {"ACTIVE", "RELEASING", "pending key"}
+
+
+def emit_sweep_metrics(report: dict) -> None:
+    for entry in report["reclaimed"]:
+        pool = entry.get("pool_id") or "unknown"
+        was = entry["was"].split()[0].lower()  # "pending key" -> pending
+        emit("LeasesReclaimed", 1, pool=pool, outcome=was, metadata={"lease_id": entry["lease_id"]})
+        if entry["was"] in LEAKED:
+            emit("LeakedGpuSeconds", entry.get("overdue_seconds", 0), pool=pool,
+                 metadata={"lease_id": entry["lease_id"]})
+    # A sample of what is held now, every tick (zeros included, so the graph has no gaps).
+    census = deps.leases().census()
+    pools = {pool for pool, _ in census} | {get_settings().hosted_ai_pool_id}
+    for pool in sorted(pools):
+        emit("ActiveAllocations", census.get((pool, "ACTIVE"), 0), pool=pool)
+        emit("WarmLeases", census.get((pool, "IDLE"), 0), pool=pool)

@@ -231,6 +231,7 @@ def test_fifty_concurrent_requests_through_the_api_never_overshoot_the_slots(aws
         with lock:
             running[0] -= 1
         return {"request_id": base_id, "route": {"model": "gemma-270m"}, "inference": {"tokens_generated": 1},
+                "allocation": {"pool_id": "gpu-pool-1"},
                 "timings_ms": {"allocate": 1.0, "infer": 1.0, "release": 1.0}}
 
     monkeypatch.setattr(api, "_run_workflow", workflow)

@@ -263,6 +263,12 @@ def charge_usage(tenant: Caller, request: ProcessRequest, body: dict) -> None:
         deps.quotas().charge(tenant.tenant_id, tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
     except Exception:  # noqa: BLE001 - the answer is ready; an uncharged request is logged, not failed
         logger.exception("usage not recorded", extra={"tokens": tokens, "gpu_seconds": gpu_seconds})
+    from harpoon.metrics import emit
+
+    where = {"model": body["route"]["model"], "pool": body["allocation"]["pool_id"]}
+    tags = {"tenant_id": tenant.tenant_id, "request_id": body["request_id"]}
+    emit("GpuSeconds", gpu_seconds, **where, metadata=tags)
+    emit("GpuCost", gpu_seconds * price, **where, metadata=tags)
 
 
 def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_id: str, choice: dict) -> dict:

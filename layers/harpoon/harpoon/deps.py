@@ -86,7 +86,11 @@ def quotas():
 def _log_transition(breaker_id: str, old: str, new: str) -> None:
     from aws_lambda_powertools import Logger
 
+    from harpoon.metrics import emit
+
     Logger().warning("circuit breaker transition", extra={"breaker": breaker_id, "from": old, "to": new})
+    pool, _, model = breaker_id.partition("#")
+    emit("BreakerTransitions", 1, model=model, pool=pool, outcome=str(new).lower(), metadata={"from": str(old).lower()})
 
 
 def reset() -> None:

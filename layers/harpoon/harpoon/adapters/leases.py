@@ -436,6 +436,23 @@ class LeaseRepository:
 
     # --- the sweep ---------------------------------------------------------------------
 
+    def census(self) -> dict[tuple[str, str], int]:
+        """(pool, status) -> how many leases hold or may hold a GPU now: the
+        ExpiryIndex's whole content (live leases only, settled ones leave it),
+        read with a projection of two attributes."""
+        counts: dict[tuple[str, str], int] = {}
+        paginator = self._ddb.get_paginator("query")
+        for shard in range(EXPIRY_SHARDS):
+            for page in paginator.paginate(
+                TableName=self._table, IndexName=EXPIRY_INDEX, KeyConditionExpression="expiry_shard = :s",
+                ExpressionAttributeValues={":s": _s(str(shard))}, ProjectionExpression="#st, pool_id",
+                ExpressionAttributeNames={"#st": "status"},
+            ):
+                for item in page.get("Items", []):
+                    key = (item.get("pool_id", {}).get("S", "unknown"), item["status"]["S"])
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def due(self, now: int, *, shard: str, consumed: list | None = None):
         """Leases of one shard whose expiry has passed, read from the sparse
         ExpiryIndex: only what is due is read. `consumed` collects each page's

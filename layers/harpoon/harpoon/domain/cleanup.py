@@ -80,10 +80,17 @@ def _settle(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, rep
         gone_now = hostedai.release(taken.allocation_id)
         report.released += int(gone_now)
         report.reclaimed.append({"lease_id": taken.lease_id, "allocation_id": taken.allocation_id,
-                                 "was": lease.status, "model": taken.model, "released_now": gone_now})
+                                 "was": lease.status, "model": taken.model, "pool_id": taken.pool_id,
+                                 "released_now": gone_now, "overdue_seconds": _overdue(lease, leases)})
     settled_all = _reconcile(taken, leases, hostedai, report)
     if settled_all and leases.finish(taken, f"settled by cleanup (was {lease.status})"):
         report.closed += 1
+
+
+def _overdue(lease: Lease, leases: LeaseRepository) -> int:
+    """How long the GPU was held past its lease before this sweep took it (a
+    lower bound of the leak: the execution may have died earlier)."""
+    return max(0, leases.now() - (lease.lease_expires_at or leases.now()))
 
 
 def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, report: SweepReport) -> bool:
@@ -116,7 +123,8 @@ def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, 
         if hostedai.release(allocation.allocation_id) and allocation.allocation_id != lease.allocation_id:
             report.released += 1
             report.reclaimed.append({"lease_id": lease.lease_id, "allocation_id": allocation.allocation_id,
-                                     "was": "pending key", "model": sent["model"], "released_now": True})
+                                     "was": "pending key", "model": sent["model"], "pool_id": lease.pool_id,
+                                     "released_now": True, "overdue_seconds": _overdue(lease, leases)})
         leases.settle_key_by_sweep(lease.lease_id, key)
         report.reconciled += 1
     return left == 0
