@@ -105,9 +105,10 @@ def to_http(result: object) -> tuple[int, dict[str, str], bytes]:
     return 200, {"content-type": "application/json"}, json.dumps(result).encode()
 
 
-def summarize(method: str, path: str, status: int, body: bytes, elapsed_ms: float) -> str:
-    """One log line per request: route, model, outcome, timings."""
-    line = f"{method} {path} {status} {elapsed_ms:.0f}ms"
+def summarize(method: str, path: str, status: int, body: bytes, elapsed_ms: float, request_id: str | None = None) -> str:
+    """One log line per request: route, model, outcome, timings, and the
+    request id that every function's log lines of it carry."""
+    line = f"{method} {path} {status} {elapsed_ms:.0f}ms" + (f" id={request_id}" if request_id else "")
     try:
         data = json.loads(body)
     except ValueError:
@@ -147,7 +148,8 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-            print(summarize(self.command, self.path, status, body, (time.perf_counter() - started) * 1000), file=log, flush=True)
+            print(summarize(self.command, self.path, status, body, (time.perf_counter() - started) * 1000,
+                            headers.get("x-request-id")), file=log, flush=True)
 
         def _read_body(self) -> bytes | None:
             """The request body (Content-Length or chunked); None past the limit."""

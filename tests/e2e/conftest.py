@@ -24,6 +24,7 @@ class RunningStack:
     def __init__(self, tmp: Path, *extra_args: str) -> None:
         self.api, self.aws, self.emu = free_port(), free_port(), free_port()
         self.lines: list[str] = []
+        self.log_dir = tmp / "logs"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["HARPOON_DEMO_API_KEY"] = DEMO_KEY
         self.api_key = DEMO_KEY

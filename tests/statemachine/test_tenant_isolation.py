@@ -65,6 +65,22 @@ def test_no_tenant_no_work_401_with_a_json_error(engine, emulator, lambda_contex
     assert engine.calls == [] and emulator_calls(emulator)["allocate"] == 0
 
 
+def test_every_answer_carries_an_x_request_id(engine, emulator, lambda_context):
+    refused = api_call(lambda_context, verdict={})
+    assert refused["headers"]["X-Request-Id"] == "apigw-" + load_event("api")["requestContext"]["requestId"]
+    invalid = api_call(lambda_context, {"text": ""})
+    assert invalid["statusCode"] == 422 and invalid["headers"]["X-Request-Id"].startswith("apigw-")
+    served = api_call(lambda_context, {"text": "Hello"})
+    assert served["headers"]["X-Request-Id"] == body(served)["request_id"]
+    health = load_handler("api").lambda_handler(load_event("api_health"), lambda_context)
+    assert health["headers"]["X-Request-Id"].startswith("apigw-")
+    emulator_fault = {"inference": {"error_rate": 1.0, "status": 400}}
+    httpx.post(f"{emulator.base_url}/_emulator/faults", json=emulator_fault)
+    failed = api_call(lambda_context, {"text": "Hello"})
+    assert failed["statusCode"] == 502
+    assert failed["headers"]["X-Request-Id"] == body(failed)["error"]["details"]["request_id"]
+
+
 def test_a_key_that_cannot_be_checked_is_503_with_retry_after(engine, lambda_context):
     response = api_call(lambda_context, verdict={"auth_error": "auth_unavailable"})
     assert (response["statusCode"], response["headers"]["Retry-After"]) == (503, "1")

@@ -130,7 +130,7 @@ class FakeHostedAI:
             raise error
         return Allocation("a-1", "gpu-0", "active", "2026-11-26T15:00:00Z")
 
-    def release(self, allocation_id):
+    def release(self, allocation_id, request_id=None):
         self.calls.append(("release", allocation_id))
         if self.error:
             raise self.error

@@ -29,9 +29,23 @@ def test_allocate_sends_the_contract_with_bearer_and_idempotency_key():
     assert request.method == "POST" and request.url.path == "/v1/allocate"
     assert request.headers["Authorization"] == "Bearer sekret"
     assert request.headers["Idempotency-Key"] == "k-1"
+    assert request.headers["X-Request-Id"] == "r"  # the correlation id, from the metadata
     assert json.loads(request.content) == {"pool_id": "p", "requirements": {"min_tflops": 5.0},
                                            "duration_seconds": 60, "preemptible": False, "metadata": {"request_id": "r"}}
     assert allocation.allocation_id == "a-1" and allocation.assigned_gpu == "gpu-0"
+
+
+def test_release_sends_the_request_id_it_releases_for():
+    seen = []
+
+    def handler(request: httpx.Request):
+        seen.append((request.method, request.url.path, request.headers.get("x-request-id")))
+        return httpx.Response(204)
+
+    client = client_for(handler)
+    assert client.release("a-1", request_id="req-acme-1") is True
+    assert client.release("a-2") is True
+    assert seen == [("DELETE", "/v1/allocate/a-1", "req-acme-1"), ("DELETE", "/v1/allocate/a-2", None)]
 
 
 def test_inference_uses_the_inference_timeout_and_parses_the_answer():

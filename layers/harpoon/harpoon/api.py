@@ -56,7 +56,24 @@ class ApiError(Exception):
 
 def error_response(exc: ApiError) -> Response:
     body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
-    return Response(exc.status, "application/json", json.dumps(body), headers=exc.headers)
+    return Response(exc.status, "application/json", json.dumps(body),
+                    headers={"X-Request-Id": correlation_id(), **exc.headers})
+
+
+def correlation_id() -> str:
+    """The id every response carries as X-Request-Id and every log line as
+    request_id: the Harpoon request id once there is one, else API Gateway's
+    own id of the call (in its access logs too)."""
+    context = app.context.get("request_id")
+    if context:
+        return context
+    gateway = (app.current_event.raw_event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+    return f"apigw-{gateway}"
+
+
+def _set_request_id(request_id: str) -> None:
+    app.append_context(request_id=request_id)
+    logger.append_keys(request_id=request_id)
 
 
 @app.exception_handler(ApiError)
@@ -91,8 +108,9 @@ _AUTH_MESSAGES = {
 def require_tenant(app: APIGatewayHttpResolver, next_middleware):
     """Every route but OPEN_PATHS runs only for a tenant the authorizer found
     (harpoon.authorizer explains why the refusal is made here)."""
+    logger.append_keys(request_id=correlation_id())
     if app.current_event.raw_path in OPEN_PATHS:
-        return next_middleware(app)
+        return _with_request_id(next_middleware(app))
     verdict = ((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
     reason = verdict.get("auth_error")
     if reason == "auth_unavailable":
@@ -106,7 +124,12 @@ def require_tenant(app: APIGatewayHttpResolver, next_middleware):
                        headers={"WWW-Authenticate": 'Bearer realm="harpoon"'})
     app.append_context(tenant_id=verdict["tenant_id"], tier=verdict.get("tier") or "free")
     logger.append_keys(tenant_id=verdict["tenant_id"])
-    return next_middleware(app)
+    return _with_request_id(next_middleware(app))
+
+
+def _with_request_id(response: Response) -> Response:
+    response.headers.setdefault("X-Request-Id", correlation_id())
+    return response
 
 
 app.use(middlewares=[require_tenant])
@@ -133,8 +156,14 @@ def process() -> Response:
     choice = resolve_model_choice(request)  # 400 before any work if the choice cannot be served
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
+    # The request id (and execution name): with a key, it follows from the
+    # tenant, key and body, so a retry after a 504 finds the first execution
+    # instead of running a second one.
+    request_id = (new_request_id(tenant.tenant_id) if idempotency_key is None
+                  else idempotent_request_id(tenant.tenant_id, idempotency_key, request))
+    _set_request_id(request_id)
     if idempotency_key is None:
-        body = run_request(request, started, tenant, choice=choice)
+        body = run_request(request, started, tenant, request_id, choice=choice)
         replayed = False
     else:
         from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_once
@@ -146,11 +175,7 @@ def process() -> Response:
                 # is another record.
                 key=f"{tenant.tenant_id}#{idempotency_key}",
                 body=request.model_dump(mode="json"),
-                # The request id (and execution name) follows from the tenant,
-                # key and body: a retry after a 504 finds the first execution
-                # instead of running a second one.
-                run=lambda: run_request(request, started, tenant,
-                                        idempotent_request_id(tenant.tenant_id, idempotency_key, request), choice=choice),
+                run=lambda: run_request(request, started, tenant, request_id, choice=choice),
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
             )

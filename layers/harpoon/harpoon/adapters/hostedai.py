@@ -92,9 +92,10 @@ class HostedAIClient:
             "preemptible": preemptible,
             "metadata": metadata or {},
         }
-        data = self._call(
-            "POST", "/v1/allocate", "allocate", json=body, headers={"Idempotency-Key": idempotency_key}
-        )
+        headers = {"Idempotency-Key": idempotency_key}
+        if (metadata or {}).get("request_id"):
+            headers["X-Request-Id"] = str(metadata["request_id"])  # the correlation id, as on every call
+        data = self._call("POST", "/v1/allocate", "allocate", json=body, headers=headers)
         try:
             return Allocation(
                 allocation_id=str(data["allocation_id"]),
@@ -136,11 +137,13 @@ class HostedAIClient:
         except (KeyError, TypeError, ValueError):
             raise UpstreamRejectedError("inference answered without text/tokens_used") from None
 
-    def release(self, allocation_id: str) -> bool:
+    def release(self, allocation_id: str, *, request_id: str | None = None) -> bool:
         """True when released now; False when HostedAI says it is already gone
-        (404), which for a release is success."""
+        (404), which for a release is success. `request_id`: the Harpoon
+        request (or lease) it is released for, sent as X-Request-Id."""
+        headers = {"X-Request-Id": request_id} if request_id else {}
         try:
-            self._call("DELETE", f"/v1/allocate/{allocation_id}", "release")
+            self._call("DELETE", f"/v1/allocate/{allocation_id}", "release", headers=headers)
         except UpstreamRejectedError as exc:
             if exc.status == 404:
                 return False

@@ -209,7 +209,7 @@ def _evict_idle_warm(leases: LeaseRepository, hostedai: HostedAIClient, tenant_i
         if taken is None:
             continue  # claimed, or taken by the sweep, meanwhile
         try:
-            released = hostedai.release(taken.allocation_id)
+            released = hostedai.release(taken.allocation_id, request_id=taken.lease_id)
         except Exception:  # noqa: BLE001 - it is RELEASING and in the index: the sweep finishes it
             return False
         leases.finish(taken, "evicted: HostedAI had no capacity for a cold allocation")
@@ -237,7 +237,7 @@ def _activate(leases, hostedai, inp: AllocateInput, spec: ModelSpec, primary: Mo
     except Exception:
         # The GPU exists but our ledger does not say so: give it back now
         # rather than leave it to HostedAI's expiry.
-        _release_quietly(hostedai, allocation.allocation_id)
+        _release_quietly(hostedai, allocation.allocation_id, inp.request_id)
         raise
     got = Allocated(allocation.allocation_id, allocation.assigned_gpu, expires_at, lease_expires)
     return _output(inp.request_id, spec.id, primary, pool_id, skipped, got, started, tenant_id=inp.tenant_id)
@@ -269,8 +269,8 @@ def _output_from_lease(lease: Lease, primary: ModelSpec, started: float) -> Allo
                    got, started, tenant_id=lease.tenant_id)
 
 
-def _release_quietly(hostedai: HostedAIClient, allocation_id: str) -> None:
+def _release_quietly(hostedai: HostedAIClient, allocation_id: str, request_id: str) -> None:
     try:
-        hostedai.release(allocation_id)
+        hostedai.release(allocation_id, request_id=request_id)
     except Exception:  # the original error matters more; the key stays pending
         pass

@@ -77,7 +77,7 @@ def _settle(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, rep
         return  # it moved on since the index was read
     report.taken_over += 1
     if held and taken.allocation_id:
-        gone_now = hostedai.release(taken.allocation_id)
+        gone_now = hostedai.release(taken.allocation_id, request_id=taken.lease_id)
         report.released += int(gone_now)
         report.reclaimed.append({"lease_id": taken.lease_id, "allocation_id": taken.allocation_id,
                                  "was": lease.status, "model": taken.model, "pool_id": taken.pool_id,
@@ -120,7 +120,8 @@ def _reconcile(lease: Lease, leases: LeaseRepository, hostedai: HostedAIClient, 
             report.failed.append(f"{lease.lease_id}: {key}: {exc.message}")
             left += 1
             continue
-        if hostedai.release(allocation.allocation_id) and allocation.allocation_id != lease.allocation_id:
+        if hostedai.release(allocation.allocation_id, request_id=lease.lease_id) and \
+                allocation.allocation_id != lease.allocation_id:
             report.released += 1
             report.reclaimed.append({"lease_id": lease.lease_id, "allocation_id": allocation.allocation_id,
                                      "was": "pending key", "model": sent["model"], "pool_id": lease.pool_id,

@@ -68,7 +68,7 @@ def release(inp: ReleaseInput, *, leases: LeaseRepository, hostedai: HostedAICli
             return ReleaseOutput(status="nothing_to_release", released=False, elapsed_ms=ms_since(started))
         lease_id, allocation_id = lease.lease_id, lease.allocation_id
     try:
-        released_now = hostedai.release(allocation_id)
+        released_now = hostedai.release(allocation_id, request_id=inp.request_id)
     except Exception as exc:
         # Whatever failed (HostedAI, the secret, a timeout), keep the lease
         # visible for reclaim, then let the state machine retry.
