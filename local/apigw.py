@@ -137,12 +137,13 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
 
         def _handle(self) -> None:
             started = time.perf_counter()
+            self._gateway_id = None  # API Gateway's id of this call, once the event has one
             status, headers, body = self._dispatch()
             self.send_response(status)
             headers = {k.lower(): v for k, v in headers.items()}
             headers.setdefault("content-type", "application/json")
             headers["content-length"] = str(len(body))
-            headers.setdefault("apigw-requestid", uuid.uuid4().hex[:16])
+            headers.setdefault("apigw-requestid", self._gateway_id or uuid.uuid4().hex[:16])
             for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
@@ -191,6 +192,7 @@ def make_api_server(host: str, port: int, routes: list[Route], invoke: Callable[
                 key = key.lower()
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
             event = build_event(self.command, self.path, headers, body, route, params, self.client_address[0])
+            self._gateway_id = event["requestContext"]["requestId"]
             if route.authorizer is not None:
                 try:
                     verdict = authorize(invoke(route.authorizer, authorizer_event(event, route)))

@@ -24,13 +24,15 @@ def emf_records(lines: Iterable[str]) -> Iterable[dict]:
         try:
             blob = json.loads(line)
         except ValueError:
+            continue  # a partial or foreign line
+        if not isinstance(blob, dict) or not isinstance(blob.get("_aws"), dict):
             continue
         for directive in blob.get("_aws", {}).get("CloudWatchMetrics", []):
             names = {key for dims in directive.get("Dimensions", []) for key in dims}
             dimensions = {key: blob.get(key) for key in sorted(names)}
             for metric in directive.get("Metrics", []):
                 values = blob.get(metric["Name"])
-                values = values if isinstance(values, list) else [values]
+                values = [v for v in (values if isinstance(values, list) else [values]) if isinstance(v, (int, float))]
                 known = names | {m["Name"] for m in directive["Metrics"]} | {"_aws"}
                 yield {"name": metric["Name"], "unit": metric.get("Unit", "None"),
                        "namespace": directive.get("Namespace"), "dimensions": dimensions, "values": values,

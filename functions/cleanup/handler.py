@@ -36,13 +36,20 @@ LEAKED = {"ACTIVE", "RELEASING", "pending key"}
 def emit_sweep_metrics(report: dict) -> None:
     for entry in report["reclaimed"]:
         pool = entry.get("pool_id") or "unknown"
-        was = entry["was"].split()[0].lower()  # "pending key" -> pending
+        # A warm lease is never a leak, even when an earlier sweep's release
+        # of it failed (it is RELEASING then).
+        warm = entry["lease_id"].startswith("warm#")
+        was = "idle" if warm else entry["was"].split()[0].lower()  # "pending key" -> pending
         emit("LeasesReclaimed", 1, pool=pool, outcome=was, metadata={"lease_id": entry["lease_id"]})
-        if entry["was"] in LEAKED:
+        if not warm and entry["was"] in LEAKED:
             emit("LeakedGpuSeconds", entry.get("overdue_seconds", 0), pool=pool,
                  metadata={"lease_id": entry["lease_id"]})
     # A sample of what is held now, every tick (zeros included, so the graph has no gaps).
-    census = deps.leases().census()
+    try:
+        census = deps.leases().census()
+    except Exception:  # noqa: BLE001 - the sweep is done; only this sample is lost
+        logger.exception("lease census failed")
+        return
     pools = {pool for pool, _ in census} | {get_settings().hosted_ai_pool_id}
     for pool in sorted(pools):
         emit("ActiveAllocations", census.get((pool, "ACTIVE"), 0), pool=pool)

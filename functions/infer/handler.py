@@ -27,6 +27,8 @@ def lambda_handler(event, context):
              outcome=outcome if outcome in ("upstream_error", "rejected") else "error", metadata=tags)
         raise
     logger.info("inferred", extra={"model": out.model_used, "tokens": out.tokens_generated})
-    emit("InferenceLatency", out.elapsed_ms, model=out.model_used, pool=inp.pool_id, outcome="ok", metadata=tags)
-    emit("TokensGenerated", out.tokens_generated, model=out.model_used, pool=inp.pool_id, metadata=tags)
+    # The catalog model asked for, not HostedAI's own name for it (model_used): a bounded dimension.
+    tags["model_used"] = out.model_used
+    emit("InferenceLatency", out.elapsed_ms, model=inp.model, pool=inp.pool_id, outcome="ok", metadata=tags)
+    emit("TokensGenerated", out.tokens_generated, model=inp.model, pool=inp.pool_id, metadata=tags)
     return out.model_dump(mode="json")

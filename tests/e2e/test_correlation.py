@@ -36,7 +36,10 @@ def test_one_request_id_runs_through_every_log_line_of_its_request(stack, client
     assert all(line.get("request_id") == request_id for line in ours), [
         line for line in ours if line.get("request_id") != request_id]
     assert {line.get("tenant_id") for line in ours} == {"demo"}
-    # The EMF metric lines name it too, in metadata.
-    metrics = [line for path in stack.log_dir.glob("*.log") for line in path.read_text().splitlines()
+    # The EMF metric lines name it too, in metadata: classify 1, allocate 2,
+    # infer 2, the API's GPU-seconds and cost 2.
+    metrics = [json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+               for path in stack.log_dir.glob("*.log") for line in path.read_text().splitlines()
                if '"_aws"' in line and request_id in line]
-    assert len(metrics) >= 5
+    assert sorted(metrics) == ["AllocationLatency", "Allocations", "Classifications", "GpuCost", "GpuSeconds",
+                               "InferenceLatency", "TokensGenerated"]

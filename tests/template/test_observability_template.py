@@ -222,7 +222,7 @@ def test_alarm_windows_and_thresholds():
     assert _period(breaker) == 60 and breaker["Threshold"] == 1 and breaker["DatapointsToAlarm"] == 1
     # Only the reclaims that were leaks, not the warm pool's idle GPUs.
     reclaimed = {d["outcome"] for _, metric, d in alarm_metrics(leaks) if metric == "LeasesReclaimed"}
-    assert reclaimed == {"active", "releasing", "pending", "abandoned"}
+    assert reclaimed == {"active", "releasing", "pending"}
     assert _period(leaks) == 300
     # 5xx share over 5 minutes, with a traffic floor, against a parameter.
     assert _period(errors) == 300 and errors["Threshold"] == {"Ref": "Api5xxRateAlarmPercent"}

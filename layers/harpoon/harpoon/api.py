@@ -305,7 +305,7 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
             # with EXPRESS, which cannot look an execution up by name) runs
             # again under a new one; STANDARD resolves this in the runner.
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
-            logger.append_keys(request_id=request_id)
+            _set_request_id(request_id)
             workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
                                            tenant_id=tenant.tenant_id, **choice)
             result = runner.run(

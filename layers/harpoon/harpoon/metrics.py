@@ -35,8 +35,8 @@ CATALOG: dict[str, Metric] = {
     "BreakerTransitions": Metric("Count", ("model", "pool", "outcome"), ("closed", "open", "half_open")),
     "ActiveAllocations": Metric("Count", ("pool",)),  # sampled by the cleanup
     "WarmLeases": Metric("Count", ("pool",)),  # sampled by the cleanup
-    "LeasesReclaimed": Metric("Count", ("pool", "outcome"),
-                              ("active", "releasing", "pending", "abandoned", "idle", "failed", "released")),
+    # outcome: the state the lease was in; idle for warm GPUs (never a leak).
+    "LeasesReclaimed": Metric("Count", ("pool", "outcome"), ("active", "releasing", "pending", "idle")),
     "LeakedGpuSeconds": Metric("Seconds", ("pool",)),
 }
 
@@ -56,9 +56,11 @@ def outcome_of(exc: BaseException) -> str:
     return "error"
 
 
-def emit(name: str, value: float, *, metadata: dict | None = None, **dimensions: str) -> None:
-    """One metric, flushed now as its own EMF line. Raises ValueError on a
-    name, dimension or outcome the catalog does not declare (a bug)."""
+def check(name: str, value: float, dimensions: dict) -> Metric:
+    """The metric's spec, or ValueError if the catalog does not allow this
+    name, these dimensions, outcome or model, or the value is not finite."""
+    import math
+
     spec = CATALOG.get(name)
     if spec is None:
         raise ValueError(f"metric {name!r} is not in the catalog")
@@ -66,11 +68,31 @@ def emit(name: str, value: float, *, metadata: dict | None = None, **dimensions:
         raise ValueError(f"metric {name} takes dimensions {spec.dimensions}, got {sorted(dimensions)}")
     if spec.outcomes and dimensions["outcome"] not in spec.outcomes:
         raise ValueError(f"metric {name}: outcome {dimensions['outcome']!r} is not one of {spec.outcomes}")
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric  # lazy: classify's cold start
+    if "model" in dimensions:
+        from harpoon.catalog import load_catalog
 
-    with single_metric(name=name, unit=MetricUnit(spec.unit), value=value, namespace=NAMESPACE) as metric:
-        for key in spec.dimensions:
-            metric.add_dimension(key, str(dimensions[key]))
-        for key, item in (metadata or {}).items():
-            if item is not None:
-                metric.add_metadata(key, item)
+        if dimensions["model"] not in load_catalog().models:
+            raise ValueError(f"metric {name}: model {dimensions['model']!r} is not a catalog model")
+    if not math.isfinite(value):
+        raise ValueError(f"metric {name}: value {value!r} is not finite")
+    return spec
+
+
+def emit(name: str, value: float, *, metadata: dict | None = None, **dimensions: str) -> None:
+    """One metric, flushed now as its own EMF line. Never raises: a metric
+    must not fail, or change the error of, the work it reports (a metric the
+    catalog refuses is logged as an error instead; tests/unit checks them)."""
+    try:
+        spec = check(name, value, dimensions)
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric  # lazy: classify's cold start
+
+        with single_metric(name=name, unit=MetricUnit(spec.unit), value=value, namespace=NAMESPACE) as metric:
+            for key in spec.dimensions:
+                metric.add_dimension(key, str(dimensions[key]))
+            for key, item in (metadata or {}).items():
+                if item is not None and key not in spec.dimensions and key != "service":
+                    metric.add_metadata(key, item)
+    except Exception as exc:  # noqa: BLE001
+        import logging
+
+        logging.getLogger("harpoon.metrics").error("metric %s not emitted: %s", name, exc)

@@ -438,8 +438,9 @@ class LeaseRepository:
 
     def census(self) -> dict[tuple[str, str], int]:
         """(pool, status) -> how many leases hold or may hold a GPU now: the
-        ExpiryIndex's whole content (live leases only, settled ones leave it),
-        read with a projection of two attributes."""
+        ExpiryIndex's whole content (live leases only, settled ones leave it).
+        Its cost grows with the GPUs held (read capacity counts whole items:
+        the index projects ALL), not with the table; run once per sweep."""
         counts: dict[tuple[str, str], int] = {}
         paginator = self._ddb.get_paginator("query")
         for shard in range(EXPIRY_SHARDS):
