@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -25,10 +26,19 @@ def main(argv: list[str] | None = None) -> int:
         del os.environ[key]  # the benchmarks bring their own emulations
     sys.path[:0] = [str(ROOT / "layers" / "harpoon"), str(ROOT)]
 
-    from bench import body_parse, classify_time, sweep_cost, warm_latency
+    from bench import body_parse, classify_time, cold_init, request_cost, sweep_cost, warm_latency
     from bench.table import render
 
     started = time.perf_counter()
+    runs = 5 if args.quick else cold_init.RUNS
+    print(f"Cold init: a fresh process importing each handler and building its first request's clients, "
+          f"against a bare interpreter, {runs} interleaved rounds")
+    cold = cold_init.results(runs)
+    print(render(cold_init.HEADERS, cold_init.rows(cold)))
+    print()
+    cost = request_cost.results(5 if args.quick else request_cost.REQUESTS)
+    print(request_cost.report(cost))
+    print()
     repeats = 20 if args.quick else classify_time.REPEATS
     print(f"Classifier: time per prompt on the routing evaluation set, {repeats} runs each")
     print(render(classify_time.HEADERS, classify_time.measure(repeats)))
@@ -46,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Warm reuse: Allocate -> Infer -> Release, medians of {runs} cold and {runs} warm runs, alternating")
     print(render(warm_latency.HEADERS, warm_latency.measure(runs)))
     print(f"\n(bench took {time.perf_counter() - started:.0f} s)")
+    out = ROOT / "bench" / "results" / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime())
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"cold_init": cold, "request_cost": cost}, indent=1, default=str))
+    print(f"(cold init and request cost written to {out.relative_to(ROOT)})")
     return 0
 
 
