@@ -196,6 +196,13 @@ def test_tokens_per_minute_are_checked_before_and_charged_after(tables, clock):
     assert used.gpu_seconds == pytest.approx(1.5) and used.cost_usd == pytest.approx(0.0015)
 
 
+def test_tiny_charges_are_sent_without_an_exponent(tables):
+    _, quotas = tables
+    quotas.charge("acme", tokens=1, gpu_seconds=0.025, cost_usd=1e-06)  # repr() would send "1e-06"
+    quotas.charge("acme", tokens=1, gpu_seconds=0.025, cost_usd=1e-06)
+    assert quotas.usage("acme").cost_usd == pytest.approx(2e-06)
+
+
 def test_a_late_charge_for_an_earlier_minute_never_rewinds_the_window(tables, clock):
     _, quotas = tables
     quotas.charge("acme", tokens=5, gpu_seconds=0, cost_usd=0)

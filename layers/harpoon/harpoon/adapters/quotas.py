@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+from decimal import Decimal
 import random
 import time
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def _s(value: str) -> dict:
 
 
 def _n(value: float) -> dict:
-    return {"N": repr(value) if isinstance(value, float) else str(value)}
+    # Plain decimal notation (0.000001, not 1e-06): an exponent trips some
+    # DynamoDB implementations' ADD (moto's among them).
+    return {"N": format(Decimal(repr(value)), "f") if isinstance(value, float) else str(value)}
 
 
 def slot_shard(tenant_id: str, request_id: str) -> str:
