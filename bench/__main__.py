@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         del os.environ[key]  # the benchmarks bring their own emulations
     sys.path[:0] = [str(ROOT / "layers" / "harpoon"), str(ROOT)]
 
-    from bench import body_parse, classify_time, cold_init, request_cost, sweep_cost, warm_latency
+    from bench import body_parse, classify_time, cold_init, overhead, request_cost, sweep_cost, throughput, warm_latency
     from bench.table import render
 
     started = time.perf_counter()
@@ -38,6 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     cost = request_cost.results(5 if args.quick else request_cost.REQUESTS)
     print(request_cost.report(cost))
+    print()
+    rounds = 5 if args.quick else overhead.RUNS
+    print(f"Orchestration overhead: one request against a direct inference call and against its floor, "
+          f"{rounds} interleaved rounds")
+    over = overhead.results(rounds)
+    print(render(overhead.HEADERS, overhead.rows(over)))
+    print()
+    print("Local stack throughput (2 cores: moto, every function worker and the emulator share them)")
+    load = throughput.results(((1, 10), (8, 16), (32, 32)) if args.quick else throughput.LEVELS)
+    print(render(throughput.HEADERS, throughput.rows(load)))
     print()
     repeats = 20 if args.quick else classify_time.REPEATS
     print(f"Classifier: time per prompt on the routing evaluation set, {repeats} runs each")
@@ -58,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(bench took {time.perf_counter() - started:.0f} s)")
     out = ROOT / "bench" / "results" / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime())
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"cold_init": cold, "request_cost": cost}, indent=1, default=str))
-    print(f"(cold init and request cost written to {out.relative_to(ROOT)})")
+    out.write_text(json.dumps({"cold_init": cold, "request_cost": cost, "overhead": over, "throughput": load},
+                              indent=1, default=str))
+    print(f"(cold init, request cost, overhead and throughput written to {out.relative_to(ROOT)})")
     return 0
 
 

@@ -1,0 +1,32 @@
+"""bench/overhead.py keeps working: one round of every measurement through the
+real handlers on moto's engine, and a table with full rows. No timing is
+asserted here."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import botocore.client
+
+from bench import overhead
+from bench.table import render
+
+
+def test_one_round_gives_every_measurement_and_a_full_table():
+    environment = dict(os.environ)
+    make_api_call = botocore.client.BaseClient._make_api_call
+    result = overhead.results(1)
+    # The bench leaves the process as it found it.
+    assert dict(os.environ) == environment
+    assert botocore.client.BaseClient._make_api_call is make_api_call
+    json.dumps(result)  # the raw results are JSON
+    assert set(result["timings"]) == {"request", "direct", "floor", "engine"}
+    for t in result["timings"].values():
+        assert len(t["samples_ms"]) == 1 and t["min_ms"] <= t["median_ms"] <= t["max_ms"]
+    assert set(result["ratios"]) == {"request/direct", "request/floor", "(request-engine)/floor"}
+    assert "TransactWriteItems" in result["floor_dynamodb_calls"]  # the quota transactions are replayed
+    rows = overhead.rows(result)
+    assert len(rows) == 5 and all(len(row) == len(overhead.HEADERS) for row in rows)
+    assert {rows[0][-1], rows[-1][-1]} <= {"met", "missed"}
+    render(overhead.HEADERS, rows)
