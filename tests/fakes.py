@@ -84,3 +84,17 @@ def template_table(logical_id: str, name: str, client=None) -> None:
     props = load_yaml(Path(__file__).resolve().parents[1] / "template.yaml")["Resources"][logical_id]["Properties"]
     (client or boto3.client("dynamodb")).create_table(TableName=name,
                                                       **{k: v for k, v in props.items() if k in TABLE_KEYS})
+
+
+def untouched(run):
+    """run()'s result, asserting it left os.environ and botocore's API call as
+    it found them (the benchmarks patch both while they measure)."""
+    import os
+
+    import botocore.client
+
+    environment, make_api_call = dict(os.environ), botocore.client.BaseClient._make_api_call
+    result = run()
+    assert dict(os.environ) == environment
+    assert botocore.client.BaseClient._make_api_call is make_api_call
+    return result
