@@ -41,13 +41,14 @@ FIRST_REQUEST = {
     "ApiFunction": "from harpoon import deps\nfrom harpoon.api import _runner\n_runner(); deps.quotas()",
     # No client: the classifier is local (the catalog and settings it reads are not clients).
     "ClassifyFunction": "",
-    # DynamoDB client (leases, breakers share it), HostedAI httpx client, circuit breaker.
-    "AllocateFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai(); deps.breaker()",
-    "InferFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai(); deps.breaker()",
-    # DynamoDB client (leases), HostedAI httpx client.
+    # DynamoDB client (leases, breakers share it), HostedAI httpx client (built by the first
+    # HostedAI call: Infer's always makes one, Allocate's unless it claims a warm GPU), circuit breaker.
+    "AllocateFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai().http; deps.breaker()",
+    "InferFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai().http; deps.breaker()",
+    # DynamoDB client (leases). The HostedAI httpx client waits for a call to HostedAI, which
+    # a warm release (the success path with warm reuse on) or an idle sweep never makes.
     "ReleaseFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai()",
-    # DynamoDB client (leases, quota slots), HostedAI httpx client.
-    "CleanupFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai(); deps.quotas()",
+    "CleanupFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai()",
 }
 # Issue 8's goals, as multiples of the bare interpreter.
 GOALS = {"ClassifyFunction": 6.0}

@@ -3,9 +3,8 @@
 from aws_lambda_powertools import Logger
 
 from harpoon.catalog import load_catalog
-from harpoon.domain.classify import classify_request
+from harpoon.domain.classify import classify_request, parse_classify_input
 from harpoon.metrics import emit
-from harpoon.models import ClassifyInput, parse_step_input
 from harpoon.settings import get_settings
 
 logger = Logger()
@@ -13,10 +12,10 @@ logger = Logger()
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
-    inp = parse_step_input(ClassifyInput, event)
+    inp = parse_classify_input(event)
     logger.append_keys(request_id=inp.request_id, tenant_id=inp.tenant_id)
     out = classify_request(inp, catalog=load_catalog(), threshold=get_settings().classifier_threshold)
-    logger.info("classified", extra={"tier": out.classification.tier, "model": out.route.model})
-    emit("Classifications", 1, outcome=out.classification.tier,
+    logger.info("classified", extra={"tier": out["classification"]["tier"], "model": out["route"]["model"]})
+    emit("Classifications", 1, outcome=out["classification"]["tier"],
          metadata={"tenant_id": inp.tenant_id, "request_id": inp.request_id})
-    return out.model_dump(mode="json")
+    return out

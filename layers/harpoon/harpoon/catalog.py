@@ -14,15 +14,15 @@ requirements, which take the smallest model that meets them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+# Immutable like a frozen dataclass, and several times cheaper to build at import (cold starts).
+class ModelSpec(NamedTuple):
     id: str
     tier: str
     min_tflops: float
@@ -39,8 +39,7 @@ class ModelSpec:
         return {"min_tflops": self.min_tflops, "min_vram_mb": self.vram_mb, "max_vram_mb": self.vram_mb}
 
 
-@dataclass(frozen=True)
-class Catalog:
+class Catalog(NamedTuple):  # see ModelSpec
     models: dict[str, ModelSpec]
     default_simple: str
     default_complex: str

@@ -154,7 +154,7 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -216,11 +216,44 @@ class Classification:
 # Text normalisation and token estimate
 # --------------------------------------------------------------------------
 
+class _LazyPattern:
+    """A module-level regex compiled on its first use, then used directly.
+
+    Compiling every cue costs ~25 ms (re's compiler is pure Python) and the
+    gates leave most cues unused by any one prompt, so a cold start compiles
+    only the ones its prompts reach. On first use the compiled pattern's
+    methods (and ``pattern``, its source after ``prepare``) are copied onto the
+    instance: later calls cost what re's do.
+    """
+
+    _COPIED = ("pattern", "flags", "groups", "groupindex",
+               "search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split")
+
+    def __init__(self, source: str, flags: int = 0, prepare: Callable[[str], str] | None = None) -> None:
+        self._source, self._flags, self._prepare = source, flags, prepare
+
+    def __getattr__(self, name: str):  # only reached before the first use (or for unknown names)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        source = self._source if self._prepare is None else self._prepare(self._source)
+        compiled = re.compile(source, self._flags)
+        for attr in self._COPIED:
+            setattr(self, attr, getattr(compiled, attr))
+        return getattr(compiled, name)
+
+    def __repr__(self) -> str:
+        return f"_lazy({self._source[:40]!r})"
+
+
+def _lazy(source: str, flags: int = 0, prepare: Callable[[str], str] | None = None) -> re.Pattern[str]:
+    return _LazyPattern(source, flags, prepare)  # type: ignore[return-value]  # duck-typed re.Pattern
+
+
 # Quoted / inline-code spans are data ("Give me a synonym for 'analyze'"), so
 # keyword cues do not look inside them. Structural cues still see them.
 # ('(?<!\w')... is (?<!\w)'... with the check after the quote, so that every
 # alternative starts with a quote character and the engine scans for those fast.)
-_QUOTED = re.compile(
+_QUOTED = _lazy(
     r"'(?<!\w')[^'\n]{1,300}'(?!\w)|\"[^\"\n]{1,3000}\"|«[^»«\n]{1,3000}»|`[^`\n]{1,300}`|「[^」「\n]{1,3000}」"
 )
 _QUOTE_OPENERS = ("'", '"', "«", "`", "「")  # every _QUOTED span starts with one of these
@@ -239,7 +272,12 @@ def _blank_quotes(folded: str) -> str:
 
 def _strip_accents(s: str) -> str:
     """NFKD, then drop every combining character (used on the cue tables)."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", s) if not unicodedata.combining(ch))
+    decomposed = unicodedata.normalize("NFKD", s)
+    if decomposed.isascii():  # most cue sources: no combining character (and a per-character scan costs ms)
+        return decomposed
+    for mark in {ch for ch in set(decomposed) if unicodedata.combining(ch)}:
+        decomposed = decomposed.replace(mark, "")
+    return decomposed
 
 
 # The regexes only non-ASCII text needs are compiled on first use, so that
@@ -296,7 +334,7 @@ def _cjk_runs() -> re.Pattern[str]:
 
 # Latin-script characters (ASCII, Latin-1, Latin Extended-A/B) are counted as
 # the Latin-1 ones (which encode) plus the Latin Extended ones (these runs).
-_LATIN_EXTENDED_RUNS = re.compile(r"[\u0100-\u024f]+")
+_LATIN_EXTENDED_RUNS = _lazy(r"[\u0100-\u024f]+")
 
 
 def estimate_tokens(text: str) -> int:
@@ -379,11 +417,19 @@ def _factor_word_boundaries(pattern: str) -> str:
     return "|".join(parts)
 
 
+def _cue_source(pattern: str) -> str:
+    return _factor_word_boundaries(_strip_accents(pattern))
+
+
+_GATED_BY_SOURCE: dict[str, re.Pattern[str]] = {}  # as written in the tables
+
+
 def _rx(pattern: str, gate: str | None = None) -> re.Pattern[str]:
-    compiled = re.compile(_factor_word_boundaries(_strip_accents(pattern)), re.MULTILINE)
+    compiled = _lazy(pattern, re.MULTILINE, prepare=_cue_source)
     if gate is not None:
-        if compiled in _GATES:  # re.compile returns the same object for the same source
+        if pattern in _GATED_BY_SOURCE:
             raise ValueError(f"pattern defined twice: {pattern[:60]!r}")
+        _GATED_BY_SOURCE[pattern] = compiled
         _GATES[compiled] = _strip_accents(gate)
     return compiled
 
@@ -1373,11 +1419,7 @@ _KEYWORD_CUES: tuple[tuple[str, str, float, re.Pattern[str]], ...] = tuple(
     )
 )
 
-_SHOW_THAT = next(
-    pattern
-    for _, _, _, pattern in _KEYWORD_CUES
-    if pattern.pattern == _factor_word_boundaries(_strip_accents(_SHOW_THAT_SOURCE))
-)
+_SHOW_THAT = _GATED_BY_SOURCE[_SHOW_THAT_SOURCE]
 
 # Simple-task cues: only looked for in the instruction region.
 _SIMPLE_TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -1572,8 +1614,8 @@ _BREVITY = _rx(
 
 # Structural / computed cues
 # Matched against the raw text: NFKD would turn "≠" into "=" and "x²" into "x2".
-_MATH_SYMBOLS = re.compile(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩]|[a-zA-Z)\]]\s?[²³⁴ⁿ]")
-_MATH_SYMBOL_CHARS = re.compile(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩²³⁴ⁿ]")  # one is in every match; scans fast
+_MATH_SYMBOLS = _lazy(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩]|[a-zA-Z)\]]\s?[²³⁴ⁿ]")
+_MATH_SYMBOL_CHARS = _lazy(r"[∫∑∏√∞≤≥≠≈∂∇±∈∉∀∃⊂⊆∪∩²³⁴ⁿ]")  # one is in every match; scans fast
 _FENCES = ("```", "~~~")  # a code block
 
 
@@ -1591,7 +1633,7 @@ _Check = tuple[re.Pattern[str], tuple[str, ...] | None, tuple[str, ...]]
 def _check(pattern: str, starts: tuple[str, ...] | None, *needs: str) -> _Check:
     if starts is None and not needs:
         raise ValueError("a check needs starts or needs")  # the quick test in _code_and_math relies on it
-    return re.compile(pattern, re.MULTILINE), starts, needs
+    return _lazy(pattern, re.MULTILINE), starts, needs
 
 
 _CODE_SYNTAX = (
@@ -1618,9 +1660,9 @@ _DEBUG_HINT = _rx(
     "error exception crash* bug fix wrong fail* doesn does not broken throw* raise* undefined null falla* erreur "
     "fehler erro",
 )
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_DATE = re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
-_ARITH = re.compile(r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+")
+_NUMBER = _lazy(r"\d+(?:[.,]\d+)*")
+_DATE = _lazy(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
+_ARITH = _lazy(r"(?<![\d,.])\d[\d,]*(?:\.\d+)?(?:[ \t]*(?:[+*/×÷^%]|\s-\s)[ \t]*\d[\d,]*(?:\.\d+)?)+")
 _CALC_VERB = _rx(
     r"\b(?:calculate|compute|solve|work out|figure out|evaluate|calcula|calcule[rz]?|calcular|berechne\w*"
     r"|rechne|resuelve|resolva|resous|resolvez)\b|计算|計算",
@@ -1666,11 +1708,11 @@ _SPEECH_MINUTES = _rx(
     "| minute minutes min mins minutos minuti minuten 分",
 )
 # CJK character counts: 3000字, 1万字, 五千字 is not parsed (digits only).
-_CJK_LENGTH_ASK = re.compile(r"(\d{1,6}(?:\.\d)?)\s?([万千])?\s?(?:字|文字)")
-_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])[ \t]+\S", re.MULTILINE)
-_NUMBERED_INLINE = re.compile(r"(?:^|\s)\(?\d{1,2}\)[ \t]+\S")
-_STEP_N = re.compile(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
-_BULLET = re.compile(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
+_CJK_LENGTH_ASK = _lazy(r"(\d{1,6}(?:\.\d)?)\s?([万千])?\s?(?:字|文字)")
+_NUMBERED_LINE = _lazy(r"^[ \t]*(?:\(?\d{1,2}[.)]|\(?[a-h][.)]|[ivx]{1,4}[.)])[ \t]+\S", re.MULTILINE)
+_NUMBERED_INLINE = _lazy(r"(?:^|\s)\(?\d{1,2}\)[ \t]+\S")
+_STEP_N = _lazy(r"\bstep \d+\b|\bpaso \d+\b|\betape \d+\b|\bschritt \d+\b|\bpasso \d+\b")
+_BULLET = _lazy(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
 _SEQ_FIRST = _rx(
     r"\b(?:first|firstly|first of all|to begin|primero|primeramente|en primer lugar|d'abord|premierement"
     r"|tout d'abord|zuerst|erstens|zunachst|primeiro|primeiramente|em primeiro lugar)\b|首先|まず",
@@ -1812,7 +1854,7 @@ _FIRST4 = operator.itemgetter(slice(4))
 # str.split() yields the words (maximal runs of ASCII letters, digits and _).
 _NON_WORD_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not _is_ascii_word(c)})
 
-_DIGIT_RUN = re.compile(r"\d(?<!\d\d)")  # the first digit of a run (a leading character class scans fast)
+_DIGIT_RUN = _lazy(r"\d(?<!\d\d)")  # the first digit of a run (a leading character class scans fast)
 
 
 def _digit_run_starts(text: str) -> list[int] | None:
@@ -1845,7 +1887,7 @@ def _occurrences(text: str, sub: str) -> list[int]:
 
 # The end of an instruction that introduces pasted text: a colon, then a line
 # break or an opening quote. At least _MIN_DATA characters must follow it.
-_DATA_MARKER = re.compile(r"[:：][ \t]*(?:\n|(?=[\"«「]))")
+_DATA_MARKER = _lazy(r"[:：][ \t]*(?:\n|(?=[\"«「]))")
 _MIN_DATA = 150
 _LINE_INSTRUCTION = 300  # characters: longest first or last line read as an instruction
 
@@ -2322,7 +2364,7 @@ def _dampen(values: dict[str, float]) -> None:
             values[f] *= 0.5
 
 
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_BLANK_LINE = _lazy(r"\n[ \t]*\n")
 
 
 def _pasted_splits(text: str) -> list[tuple[str, int, bool]]:
@@ -2372,8 +2414,8 @@ def _line_splits(text: str) -> list[tuple[str, int, bool]]:
 # least two quantities: the
 # shape of a word problem or puzzle ("Two fuses each burn an hour, unevenly.
 # How do you time 45 minutes?"). Simple questions rarely state a scenario first.
-_SCENARIO_QUESTION = re.compile(r"\A(?P<setup>[^?？]*[^\s.!?。！？][.!。！])\s+(?P<ask>[^.!?。！？]{2,120}[?？])\s*\Z", re.DOTALL)
-_QUANTITY = re.compile(
+_SCENARIO_QUESTION = _lazy(r"\A(?P<setup>[^?？]*[^\s.!?。！？][.!。！])\s+(?P<ask>[^.!?。！？]{2,120}[?？])\s*\Z", re.DOTALL)
+_QUANTITY = _lazy(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twice|half|uno|una|dos|tres|cuatro"
     r"|cinco|deux|trois|quatre|cinq|eins?|eine[mnr]?|zwei|drei|vier|funf|um|uma|duas|dois|quatro|due|tre"
     r"|quattro)\b|[一二三四五六七八九十两]",
@@ -2428,7 +2470,7 @@ def _all_features(text: str) -> tuple[dict[str, float], _Labels, int, int | None
 # --------------------------------------------------------------------------
 
 _WEIGHTS_FILE = Path(__file__).with_name("router_weights.json")
-_LEARNED_WORD = re.compile(r"[a-z0-9]+")
+_LEARNED_WORD = _lazy(r"[a-z0-9]+")
 
 
 def _learned_units(text: str) -> tuple[list[str], str]:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from harpoon.adapters import aws
-from harpoon.adapters.breakers import BreakerRepository
-from harpoon.adapters.leases import LeasePolicy, LeaseRepository
-from harpoon.adapters.secrets import get_hosted_ai_api_key
 from harpoon.settings import get_settings
+
+if TYPE_CHECKING:
+    from harpoon.adapters.leases import LeaseRepository
+
+# Each builder imports its adapter: a function imports only the ones it uses
+# (the authorizer and the API use no leases, classify none of these).
 
 
 @lru_cache(maxsize=1)
 def leases() -> LeaseRepository:
+    from harpoon.adapters.leases import LeasePolicy, LeaseRepository
+
     settings = get_settings()
     policy = LeasePolicy(
         lease_ttl_seconds=settings.lease_ttl_seconds,
@@ -26,6 +32,7 @@ def leases() -> LeaseRepository:
 @lru_cache(maxsize=1)
 def hostedai():
     from harpoon.adapters.hostedai import HostedAIClient, Timeouts  # httpx: only the steps that call HostedAI
+    from harpoon.adapters.secrets import get_hosted_ai_api_key
 
     settings = get_settings()
     secret_arn = settings.require("hosted_ai_secret_arn")
@@ -44,6 +51,7 @@ def hostedai():
 
 @lru_cache(maxsize=1)
 def breaker():
+    from harpoon.adapters.breakers import BreakerRepository
     from harpoon.domain.breaker import BreakerConfig, CircuitBreaker
 
     settings = get_settings()
@@ -102,4 +110,5 @@ def reset() -> None:
     identity_cache.cache_clear()
     quotas.cache_clear()
     aws.client.cache_clear()
+    aws.session.cache_clear()
     get_settings.cache_clear()

@@ -9,13 +9,13 @@ tenant would be a metric per tenant).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 NAMESPACE = "Harpoon"
 
 
-@dataclass(frozen=True)
-class Metric:
+# Immutable like a frozen dataclass, and several times cheaper to build at import (cold starts).
+class Metric(NamedTuple):
     unit: str  # a CloudWatch unit name
     dimensions: tuple[str, ...]
     outcomes: tuple[str, ...] = ()  # the values `outcome` may take, if it is a dimension

@@ -9,8 +9,8 @@ ConfigurationError naming the variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from harpoon.errors import ConfigurationError
 
@@ -25,8 +25,8 @@ def _float(name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
-@dataclass(frozen=True)
-class Settings:
+# Immutable like a frozen dataclass, and several times cheaper to build at import (cold starts).
+class Settings(NamedTuple):
     leases_table: str | None
     hosted_ai_base_url: str | None
     hosted_ai_pool_id: str
@@ -43,6 +43,7 @@ class Settings:
     breakers_table: str | None
     idempotency_table: str | None
     lease_ttl_seconds: int
+    lease_renew_below_seconds: int
     warm_idle_seconds: int
     lease_retention_seconds: int
     sweep_retry_seconds: int
@@ -93,6 +94,7 @@ def get_settings() -> Settings:
         breakers_table=os.environ.get("BREAKERS_TABLE") or None,
         idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
         lease_ttl_seconds=int(_float("LEASE_TTL_SECONDS", 120)),
+        lease_renew_below_seconds=int(_float("LEASE_RENEW_BELOW_SECONDS", 110)),
         warm_idle_seconds=max(0, int(_float("WARM_IDLE_SECONDS", 0))),
         lease_retention_seconds=int(_float("LEASE_RETENTION_SECONDS", 7 * 24 * 3600)),
         sweep_retry_seconds=max(1, int(_float("SWEEP_RETRY_SECONDS", 30))),

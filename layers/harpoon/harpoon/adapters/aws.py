@@ -1,6 +1,11 @@
 """AWS clients, built once per container on first use (never at import).
 
-boto3 honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, which is how the
+Built with botocore, not boto3: boto3.client() makes the very same botocore
+client, but importing boto3 (s3transfer, resources) costs a cold start tens of
+milliseconds for nothing a low-level client uses. One botocore session per
+container, as boto3's default session was.
+
+botocore honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, which is how the
 local stack and the tests point the same code at moto: there is no local-only
 branch here.
 """
@@ -11,9 +16,15 @@ from functools import lru_cache
 from typing import Any
 
 
+@lru_cache(maxsize=1)
+def session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
 @lru_cache(maxsize=None)
 def client(service: str, read_timeout: float = 10.0, max_attempts: int = 3) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -21,4 +32,4 @@ def client(service: str, read_timeout: float = 10.0, max_attempts: int = 3) -> A
         read_timeout=read_timeout,
         retries={"mode": "standard", "max_attempts": max_attempts},
     )
-    return boto3.client(service, config=config)
+    return session().create_client(service, config=config)

@@ -8,10 +8,10 @@ errors of harpoon.errors (transient vs permanent).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from harpoon.errors import (
     NoCapacityError,
@@ -23,6 +23,9 @@ from harpoon.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,32 @@ class HostedAIClient:
         # object; refresh=True must bypass any cache (the key was rotated).
         self._api_key = api_key
         self._timeouts = timeouts
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            transport=transport,
-            timeout=httpx.Timeout(timeouts.default, connect=timeouts.connect),
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
-        )
+        self._base_url, self._transport, self._user_agent = base_url.rstrip("/"), transport, user_agent
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client, built on the first call. Importing httpx and
+        building the client (its TLS context) costs a cold start ~50 ms that a
+        request which never calls HostedAI (a warm claim, a warm release, an
+        idle sweep) has no use for."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import httpx
+
+                    self._client = httpx.Client(
+                        base_url=self._base_url,
+                        transport=self._transport,
+                        timeout=httpx.Timeout(self._timeouts.default, connect=self._timeouts.connect),
+                        headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+                    )
+        return self._client
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     # --- the three calls -----------------------------------------------------
 
@@ -123,6 +143,8 @@ class HostedAIClient:
             if value is not None:
                 parameters[key] = value
         body = {"allocation_id": allocation_id, "model": model, "prompt": prompt, "parameters": parameters}
+        import httpx  # loaded once a call is made (see http)
+
         timeout = httpx.Timeout(self._timeouts.inference, connect=self._timeouts.connect)
         # X-Request-Id: HostedAI's logs (and the emulator's audit) can tie a call to a Harpoon request.
         headers = {"X-Request-Id": request_id} if request_id else {}
@@ -177,9 +199,11 @@ class HostedAIClient:
         raise error_for_response(operation, response)
 
     def _send(self, method, path, operation, key, extra_headers, kwargs) -> httpx.Response:
+        import httpx  # loaded once a call is made (see http)
+
         headers = {"Authorization": f"Bearer {key}", **extra_headers}
         try:
-            return self._http.request(method, path, headers=headers, **kwargs)
+            return self.http.request(method, path, headers=headers, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Never connected: the request cannot have reached HostedAI.
             raise UpstreamConnectionError(
