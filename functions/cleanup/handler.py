@@ -19,8 +19,6 @@ def lambda_handler(event, context):
     # where the environment allows it; EventBridge never sends it.
     horizon = float(event.get("horizon_seconds", 0)) if get_settings().sweep_horizon_allowed else 0.0
     report = sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=max(0.0, horizon)).as_dict()
-    # Quota slots of requests that never gave theirs back (a crash, a timeout).
-    report["quota_slots_freed"] = deps.quotas().free_expired()
     logger.info("swept", extra=report)
     emit_sweep_metrics(report)
     return report

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from harpoon.adapters.quotas import QuotaExceeded, QuotaRepository, seconds_to_next_month
+from harpoon.adapters.quotas import Charge, QuotaExceeded, QuotaRepository, seconds_to_next_month
 from harpoon.adapters.tenants import Identity, TenantError, TenantRepository
 from harpoon.tenancy import Quota, hash_key
 from local.ddb_atomic import serialise_writes
@@ -146,7 +146,8 @@ def test_fifty_concurrent_acquires_never_overshoot_the_limit(tables):
     assert outcomes.count("ok") == 10
     assert outcomes.count("concurrent_allocations") == 40
     assert quotas.in_flight("acme") == 10
-    assert sum(1 for item in items("usage") if item["pk"]["S"].startswith("slot#acme#")) == 10
+    [item] = [item for item in items("usage") if item["pk"]["S"] == "quota#acme"]
+    assert len(item["slots"]["M"]) == 10
 
 
 def test_a_released_slot_is_given_back_exactly_once(tables):
@@ -222,7 +223,7 @@ def test_spent_budgets_refuse_until_next_month(tables, gpu_seconds, cost, limit)
         quotas.acquire("acme", "req-1", TEN, hold_seconds=300)
     assert refused.value.limit == limit
     assert refused.value.retry_after == seconds_to_next_month(NOW)
-    assert quotas.in_flight("acme") == 0  # the refused transaction took nothing
+    assert quotas.in_flight("acme") == 0  # the refused update took nothing
 
 
 def test_next_month_is_counted_in_utc():
@@ -230,76 +231,155 @@ def test_next_month_is_counted_in_utc():
     assert seconds_to_next_month(1_798_761_599.0) == 2  # 2026-12-31 23:59:59 -> 2027-01-01
 
 
-class Contended:
-    """A DynamoDB client whose first `conflicts` write calls meet a concurrent
-    transaction on the same item (TransactionConflict), which moto never
-    produces."""
+class Counting:
+    """A DynamoDB client that counts its calls by operation."""
 
-    def __init__(self, client, conflicts: int) -> None:
-        self._client, self.conflicts, self.calls = client, conflicts, 0
+    def __init__(self, client) -> None:
+        self._client, self.calls = client, []
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name):
+        def call(**kwargs):
+            self.calls.append(name)
+            return getattr(self._client, name)(**kwargs)
+        return call
+
+
+def test_a_request_costs_two_writes_and_no_read(tables, clock):
+    counting = Counting(boto3.client("dynamodb"))
+    quotas = QuotaRepository("usage", counting, clock=clock)
+    quotas.acquire("acme", "req-0", TEN, hold_seconds=300)  # the tenant's first: creates its item and month
+    quotas.release("acme", "req-0", charge=Charge(tokens=10, gpu_seconds=1.0, cost_usd=0.001))
+    counting.calls.clear()
+    assert quotas.acquire("acme", "req-1", TEN, hold_seconds=300) is True
+    assert quotas.release("acme", "req-1", charge=Charge(tokens=5, gpu_seconds=0.5, cost_usd=0.0005)) is True
+    assert counting.calls == ["update_item", "update_item"]
+    assert quotas.in_flight("acme") == 0
+    used = quotas.usage("acme")
+    assert (used.requests, used.tokens, used.tpm_tokens) == (2, 15, 15)
+    assert used.gpu_seconds == pytest.approx(1.5)
+    # Given back already (a write botocore retried after its answer was lost): not charged twice.
+    assert quotas.release("acme", "req-1", charge=Charge(tokens=5, gpu_seconds=0.5, cost_usd=0.0005)) is False
+    assert quotas.usage("acme").requests == 2
+
+
+class Racing:
+    """A client whose first `races` acquires are refused although the item
+    they get back shows room: another writer changed it in between."""
+
+    def __init__(self, client, races: int) -> None:
+        self._client, self.races = client, races
         self.exceptions = client.exceptions
 
     def __getattr__(self, name):
         return getattr(self._client, name)
 
-    def transact_write_items(self, **kwargs):
-        self.calls += 1
-        if self.calls <= self.conflicts:
-            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}] + [{"Code": "None"}] * (
-                len(kwargs["TransactItems"]) - 2)
-            raise self.exceptions.TransactionCanceledException(
-                {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
-                 "CancellationReasons": reasons}, "TransactWriteItems")
-        return self._client.transact_write_items(**kwargs)
-
     def update_item(self, **kwargs):
-        self.calls += 1
-        if self.calls <= self.conflicts:
-            raise self.exceptions.TransactionConflictException(
-                {"Error": {"Code": "TransactionConflictException", "Message": "conflict"}}, "UpdateItem")
+        if "size(slots)" in kwargs.get("ConditionExpression", "") and self.races > 0:
+            self.races -= 1
+            item = self._client.get_item(TableName=kwargs["TableName"], Key=kwargs["Key"]).get("Item")
+            raise self.exceptions.ConditionalCheckFailedException(
+                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "race"}, "Item": item},
+                "UpdateItem")
         return self._client.update_item(**kwargs)
 
 
-def test_a_conflicting_transaction_is_retried_not_mistaken_for_a_limit(tables, clock, monkeypatch):
-    from harpoon.adapters import quotas as module
+def test_an_acquire_that_lost_a_race_tries_again_and_is_busy_only_if_it_never_wins(tables, clock):
+    from harpoon.adapters.quotas import QuotaBusy
 
-    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
-    contended = Contended(boto3.client("dynamodb"), conflicts=2)
-    quotas = QuotaRepository("usage", contended, clock=clock)
-    assert quotas.acquire("acme", "req-1", TEN, hold_seconds=300) is True and contended.calls == 3
-    contended.conflicts += 2
-    assert quotas.release("acme", "req-1") is True and quotas.in_flight("acme") == 0
-    contended.conflicts = contended.calls + 1
-    quotas.charge("acme", tokens=5, gpu_seconds=1, cost_usd=0.1)  # a plain update meets one too
-    assert quotas.usage("acme").tokens == 5
+    quotas = QuotaRepository("usage", Racing(boto3.client("dynamodb"), races=3), clock=clock)
+    assert quotas.acquire("acme", "req-1", TEN, hold_seconds=300) is True
+    assert quotas.in_flight("acme") == 1
+    quotas = QuotaRepository("usage", Racing(boto3.client("dynamodb"), races=100), clock=clock)
+    with pytest.raises(QuotaBusy):
+        quotas.acquire("acme", "req-2", TEN, hold_seconds=300)
+    assert quotas.in_flight("acme") == 1
 
 
-def test_a_tenant_contended_past_every_retry_is_busy_not_over_quota(tables, clock, monkeypatch):
-    from harpoon.adapters import quotas as module
+def test_a_slot_never_given_back_is_taken_back_by_the_acquire_it_blocks(tables, clock):
+    _, quotas = tables
+    two = Quota(2, 1_000, 1, 5)
+    quotas.acquire("acme", "lost", two, hold_seconds=60)  # its API crashed: never released
+    quotas.acquire("acme", "live", two, hold_seconds=600)
+    with pytest.raises(QuotaExceeded):
+        quotas.acquire("acme", "next", two, hold_seconds=600)  # not expired yet: still counts
+    clock.now += 61
+    assert quotas.in_flight("acme") == 1  # the expired one is not counted
+    assert quotas.acquire("acme", "next", two, hold_seconds=600) is True
+    assert quotas.release("acme", "lost") is False  # taken back
+    assert quotas.release("acme", "live") is True and quotas.release("acme", "next") is True
 
-    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
-    quotas = QuotaRepository("usage", Contended(boto3.client("dynamodb"), conflicts=100), clock=clock)
-    with pytest.raises(module.QuotaBusy):
+
+def test_a_new_month_archives_the_last_one_and_starts_its_budgets_again(tables, clock):
+    _, quotas = tables
+    quotas.charge("acme", tokens=1, gpu_seconds=10, cost_usd=5.0)  # November's budget spent
+    with pytest.raises(QuotaExceeded):
         quotas.acquire("acme", "req-1", TEN, hold_seconds=300)
+    clock.now += seconds_to_next_month(NOW)  # December
+    assert quotas.acquire("acme", "req-1", TEN, hold_seconds=300) is True
+    quotas.release("acme", "req-1", charge=Charge(tokens=2, gpu_seconds=1, cost_usd=0.5))
+    november, december = quotas.usage("acme", "2026-11"), quotas.usage("acme")
+    assert (november.requests, november.cost_usd) == (1, 5.0)
+    assert (december.requests, december.tokens, december.cost_usd) == (1, 2, 0.5)
+    assert quotas.in_flight("acme") == 0
 
 
-def test_the_cleanup_finds_expired_slots_in_every_shard(tables, clock):
+def test_a_charge_from_a_clock_still_in_the_last_month_goes_to_the_new_one(tables, clock):
     _, quotas = tables
-    many = Quota(100, 1_000, 1, 5)
-    for i in range(40):
-        quotas.acquire("acme", f"req-{i}", many, hold_seconds=60)
-    shards = {item["slot_shard"]["S"] for item in items("usage") if item["pk"]["S"].startswith("slot#")}
-    assert len(shards) > 1  # spread over the index partitions
-    clock.now += 61
-    assert quotas.free_expired() == 40 and quotas.in_flight("acme") == 0
+    clock.now += seconds_to_next_month(NOW)
+    quotas.charge("acme", tokens=1, gpu_seconds=1, cost_usd=0.1)  # December begun
+    clock.now -= 5  # a Lambda whose clock is a little behind
+    quotas.charge("acme", tokens=1, gpu_seconds=1, cost_usd=0.1)
+    assert quotas.usage("acme", "2026-12").requests == 2
+    assert quotas.usage("acme", "2026-11").requests == 0
 
 
-def test_the_cleanup_frees_slots_past_their_time_and_only_those(tables, clock):
+class Meddling:
+    """A client that runs `meddle()` once, just before the first call of
+    `operation` whose arguments satisfy `when`: another writer getting in
+    between a read (or a refusal) and the write that follows it."""
+
+    def __init__(self, client, operation: str, when, meddle) -> None:
+        self._client, self._operation, self._when, self._meddle = client, operation, when, meddle
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if name != self._operation:
+            return method
+
+        def call(**kwargs):
+            if self._meddle and self._when(kwargs):
+                meddle, self._meddle = self._meddle, None
+                meddle()
+            return method(**kwargs)
+        return call
+
+
+def test_a_charge_landing_while_a_new_month_begins_is_kept_in_its_month(tables, clock):
     _, quotas = tables
-    quotas.acquire("acme", "old", TEN, hold_seconds=60)
-    quotas.acquire("acme", "new", TEN, hold_seconds=600)
-    assert quotas.free_expired() == 0
-    clock.now += 61
-    assert quotas.expired_slots() == [("acme", "old")]
-    assert quotas.free_expired() == 1
-    assert quotas.in_flight("acme") == 1 and quotas.release("acme", "new")
+    quotas.charge("acme", tokens=1, gpu_seconds=1, cost_usd=0.1)  # November
+    late = QuotaRepository("usage", boto3.client("dynamodb"), clock=lambda: NOW)  # a clock still in November
+    december = QuotaRepository("usage", Meddling(
+        boto3.client("dynamodb"), "update_item", lambda kw: "prev_month" in kw["UpdateExpression"],
+        lambda: late.charge("acme", tokens=2, gpu_seconds=2, cost_usd=0.2)), clock=clock)
+    clock.now += seconds_to_next_month(NOW)
+    december.charge("acme", tokens=4, gpu_seconds=4, cost_usd=0.4)
+    november = quotas.usage("acme", "2026-11")
+    assert (november.requests, november.tokens) == (2, 3) and november.cost_usd == pytest.approx(0.3)
+    assert (quotas.usage("acme").requests, quotas.usage("acme").tokens) == (1, 4)
+    [archived] = [i for i in items("usage") if i["pk"]["S"] == "usage#acme#2026-11"]
+    assert archived["requests"]["N"] == "2"
+
+
+def test_two_releases_racing_into_a_new_minute_both_count_in_it(tables, clock):
+    _, quotas = tables
+    quotas.charge("acme", tokens=1, gpu_seconds=0, cost_usd=0)
+    clock.now += 60
+    other = QuotaRepository("usage", boto3.client("dynamodb"), clock=clock)
+    racing = QuotaRepository("usage", Meddling(
+        boto3.client("dynamodb"), "update_item", lambda kw: "tpm_minute = :minute," in kw["UpdateExpression"],
+        lambda: other.charge("acme", tokens=3, gpu_seconds=0, cost_usd=0)), clock=clock)
+    racing.charge("acme", tokens=4, gpu_seconds=0, cost_usd=0)  # its new-minute write loses to the other's
+    used = quotas.usage("acme")
+    assert (used.tpm_minute, used.tpm_tokens, used.tokens) == (int(clock.now // 60), 7, 8)

@@ -146,8 +146,8 @@ def test_an_idempotent_request_that_already_ran_runs_again_under_a_new_id(monkey
             return WorkflowResult("SUCCEEDED", {"request_id": name, **_OUTPUT}, None, None, "arn")
 
     monkeypatch.setattr(api, "_runner", lambda: Runner())
-    monkeypatch.setattr(api, "quota_slot", lambda tenant, request_id: contextlib.nullcontext())
-    monkeypatch.setattr(api, "charge_usage", lambda tenant, request, body: None)
+    monkeypatch.setattr(api, "quota_slot", lambda tenant, request_id: contextlib.nullcontext(api.SlotHolder()))
+    monkeypatch.setattr(api, "emit_usage", lambda tenant, body, charge: None)
     body = api.run_request(ProcessRequest(text="hi"), 0.0, api.Caller("t1", "pro"), "req-abc")
     assert seen == [("req-abc", "req-abc"), ("req-abc-2", "req-abc-2")]
     assert body["request_id"] == "req-abc-2"

@@ -214,9 +214,10 @@ def run_request(request: ProcessRequest, started: float, tenant: Caller, request
     base_id = request_id or new_request_id(tenant.tenant_id)
     choice = choice if choice is not None else resolve_model_choice(request)
     logger.append_keys(request_id=base_id)
-    with quota_slot(tenant, base_id):
+    with quota_slot(tenant, base_id) as slot:
         body = _run_workflow(request, started, tenant, base_id, choice)
-    charge_usage(tenant, request, body)
+        slot.charge = usage_of(request, body)  # recorded as the slot is given back: one write
+    emit_usage(tenant, body, slot.charge)
     return body
 
 
@@ -232,7 +233,8 @@ def quota_slot(tenant: Caller, request_id: str):
     runs (429 naming the limit if none is free, or a budget is spent). A
     request that times out keeps its slot: its workflow goes on and still
     holds a GPU; the slot expires after the workflow's longest life and the
-    cleanup gives it back."""
+    next acquire that finds the tenant full takes it back. Yields a holder
+    whose `charge`, once set, is recorded with the give-back."""
     from harpoon import deps
     from harpoon.adapters.quotas import QuotaBusy, QuotaExceeded
     from harpoon.tenancy import quota_for
@@ -252,8 +254,9 @@ def quota_slot(tenant: Caller, request_id: str):
         raise ApiError(503, "quota_busy", "this tenant's quota could not be checked now; retry shortly",
                        headers={"Retry-After": "1"}) from None
     running: bool | None = False  # is the request's execution still going on?
+    holder = SlotHolder()
     try:
-        yield
+        yield holder
     except ApiError as exc:
         running = exc.still_running
         raise
@@ -264,36 +267,45 @@ def quota_slot(tenant: Caller, request_id: str):
         # A slot this call did not take is an earlier run's of the same
         # request: given back only once that run is known to be over.
         if running is False or (running is None and taken):
-            _give_back(quotas, tenant, request_id)
+            _give_back(quotas, tenant, request_id, holder.charge)
 
 
-def _give_back(quotas, tenant: Caller, request_id: str) -> None:
+@dataclass
+class SlotHolder:
+    charge: object = None  # adapters.quotas.Charge of the finished request
+
+
+def _give_back(quotas, tenant: Caller, request_id: str, charge) -> None:
+    """Free the slot and record the charge (if any); the answer stands
+    whatever fails here: a slot not freed expires, a charge not recorded is
+    logged."""
     try:
-        quotas.release(tenant.tenant_id, request_id)
-    except Exception:  # noqa: BLE001 - the answer stands; the cleanup frees the slot when it expires
-        logger.exception("quota slot not given back", extra={"slot_request_id": request_id})
+        quotas.release(tenant.tenant_id, request_id, charge=charge)
+    except Exception:  # noqa: BLE001
+        logger.exception("quota slot not given back or usage not recorded",
+                         extra={"slot_request_id": request_id, "charge": charge and charge.__dict__})
 
 
-def charge_usage(tenant: Caller, request: ProcessRequest, body: dict) -> None:
-    """Charge a finished request to its tenant: tokens (the prompt's, estimated
-    at 4 UTF-8 bytes a token, plus those generated), and the GPU-seconds its
+def usage_of(request: ProcessRequest, body: dict):
+    """What a finished request is charged: tokens (the prompt's, estimated at
+    4 UTF-8 bytes a token, plus those generated), and the GPU-seconds its
     steps held the allocation, priced from the catalog."""
-    from harpoon import deps
+    from harpoon.adapters.quotas import Charge
 
     timings = body["timings_ms"]
     gpu_seconds = sum(timings.get(step) or 0.0 for step in ("allocate", "infer", "release")) / 1000
     price = load_catalog().models[body["route"]["model"]].price_per_gpu_second
     tokens = max(1, len(request.text.encode("utf-8")) // 4) + int(body["inference"]["tokens_generated"])
-    try:
-        deps.quotas().charge(tenant.tenant_id, tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
-    except Exception:  # noqa: BLE001 - the answer is ready; an uncharged request is logged, not failed
-        logger.exception("usage not recorded", extra={"tokens": tokens, "gpu_seconds": gpu_seconds})
+    return Charge(tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
+
+
+def emit_usage(tenant: Caller, body: dict, charge) -> None:
     from harpoon.metrics import emit
 
     where = {"model": body["route"]["model"], "pool": body["allocation"]["pool_id"]}
     tags = {"tenant_id": tenant.tenant_id, "request_id": body["request_id"]}
-    emit("GpuSeconds", gpu_seconds, **where, metadata=tags)
-    emit("GpuCost", gpu_seconds * price, **where, metadata=tags)
+    emit("GpuSeconds", charge.gpu_seconds, **where, metadata=tags)
+    emit("GpuCost", charge.cost_usd, **where, metadata=tags)
 
 
 def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_id: str, choice: dict) -> dict:
