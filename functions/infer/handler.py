@@ -9,6 +9,7 @@ from harpoon.catalog import load_catalog
 from harpoon.domain.infer import infer
 from harpoon.metrics import emit, outcome_of
 from harpoon.models import InferInput, parse_step_input
+from harpoon.settings import get_settings
 
 logger = Logger()
 
@@ -20,7 +21,8 @@ def lambda_handler(event, context):
     tags = {"tenant_id": inp.tenant_id, "request_id": inp.request_id}
     started = time.perf_counter()
     try:
-        out = infer(inp, leases=deps.leases(), hostedai=deps.hostedai(), breaker=deps.breaker(), catalog=load_catalog())
+        out = infer(inp, leases=deps.leases(), hostedai=deps.hostedai(), breaker=deps.breaker(), catalog=load_catalog(),
+                    renew_below=get_settings().lease_renew_below_seconds)
     except Exception as exc:
         outcome = outcome_of(exc)
         emit("InferenceLatency", (time.perf_counter() - started) * 1000, model=inp.model, pool=inp.pool_id,

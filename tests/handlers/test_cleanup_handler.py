@@ -162,6 +162,21 @@ def test_infer_renews_the_lease_and_refuses_a_gpu_the_sweep_reclaimed(aws, emula
     assert calls(emulator, "inference") == inferences  # the reclaimed GPU was not used
 
 
+def test_infer_skips_the_renewal_while_the_lease_has_more_than_enough_time_left(aws, emulator, lambda_context,
+                                                                               allocated):
+    event = {**load_event("infer"), "allocation_id": allocated["allocation_id"], "execution_id": None}
+    version = deps.leases().get(allocated["lease_id"]).version
+    # Fresh from Allocate: no write, the GPU is used.
+    inferences = calls(emulator, "inference")
+    load_handler("infer").lambda_handler({**event, "lease_expires_at": allocated["lease_expires_at"]}, lambda_context)
+    assert deps.leases().get(allocated["lease_id"]).version == version
+    assert calls(emulator, "inference") == inferences + 1
+    # A retry long after Allocate (the input still carries Allocate's expiry): renewed.
+    stale = allocated["lease_expires_at"] - TTL + 30
+    load_handler("infer").lambda_handler({**event, "lease_expires_at": stale}, lambda_context)
+    assert deps.leases().get(allocated["lease_id"]).version == version + 1
+
+
 @pytest.fixture
 def warm(aws, monkeypatch):
     monkeypatch.setenv("WARM_IDLE_SECONDS", "30")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -388,6 +389,8 @@ def test_a_lease_lost_before_inference_is_caught_and_released_without_inferring(
         if engine.by_arn[name] == "infer":
             # The execution stalled past its lease and the sweep reclaimed the GPU.
             sweep(leases=deps.leases(), hostedai=deps.hostedai(), horizon_seconds=10_000)
+            # Infer's clock, after that stall, is past the expiry Allocate passed it.
+            event = {**event, "lease_expires_at": int(time.time()) - 1}
         return real(name, event)
 
     engine.invoke = stall_then_infer

@@ -179,3 +179,41 @@ def test_cached_reads_spare_the_table(repo, clock):
     for i in range(10):
         cb.allow(B, f"r{i}")
     assert len(calls) == 1
+
+
+def test_a_breaker_seen_clean_by_allocate_spares_infer_its_read(repo, clock):
+    calls = []
+    original = repo.get
+    repo.get = lambda b: calls.append(b) or original(b)
+    allocate_side = CircuitBreaker(repo, BreakerConfig(cache_seconds=2), clock=clock)
+    infer_side = CircuitBreaker(repo, BreakerConfig(cache_seconds=2), clock=clock)  # another container
+    assert allocate_side.clean_at(B) is None  # nothing read: no claim
+    allocate_side.allow(B, "r1")
+    seen = allocate_side.clean_at(B)
+    assert seen == pytest.approx(clock.now, abs=0.1) and len(calls) == 1
+    infer_side.record_success(B, "r1", clean_at=seen)
+    assert len(calls) == 1  # as good as a fresh cached read: no read, no write
+    clock.now += 2  # older than a cache entry may be: read again
+    infer_side.record_success(B, "r1", clean_at=seen)
+    assert len(calls) == 2 and repo.writes == 0
+    allocate_side.record_failure(B, "r2")  # a failure in the window: not clean any more
+    assert allocate_side.clean_at(B) is None
+
+
+def test_a_success_after_trouble_began_is_still_counted_without_the_hint(repo, clock):
+    cb = CircuitBreaker(repo, BreakerConfig(cache_seconds=0), clock=clock)
+    cb.record_failure(B, "f0")
+    assert cb.clean_at(B) is None  # no cache: never a claim
+    cb.record_success(B, "s0", clean_at=None)
+    assert cb.state(B).cur_calls == 2
+
+
+def test_the_hint_is_ignored_when_this_container_has_seen_trouble_since(repo, clock):
+    allocate_side = CircuitBreaker(repo, BreakerConfig(cache_seconds=2), clock=clock)
+    infer_side = CircuitBreaker(repo, BreakerConfig(cache_seconds=2), clock=clock)
+    allocate_side.allow(B, "r1")
+    seen = allocate_side.clean_at(B)
+    clock.now += 0.5
+    infer_side.record_failure(B, "r2")  # this container's own, newer view: a failure in the window
+    infer_side.record_success(B, "r1", clean_at=seen)
+    assert infer_side.state(B).cur_calls == 2  # the success was counted

@@ -139,6 +139,7 @@ class AllocateOutput(_StepModel):
     tenant_id: str = "default"
     lease_expires_at: int | None = None  # epoch s: the lease needs renewing before then
     warm: bool = False  # claimed from the warm pool: no HostedAI allocate call
+    breaker_clean_at: float | None = None  # epoch s: the model's breaker was seen clean then
     elapsed_ms: float
 
 
@@ -147,6 +148,8 @@ class InferInput(_StepModel):
     tenant_id: str = "default"
     execution_id: str | None = None
     allocation_id: str
+    lease_expires_at: int | None = None  # as Allocate left it; None: renew before the call
+    breaker_clean_at: float | None = None  # Allocate's CircuitBreaker.clean_at
     pool_id: str
     model: str
     prompt: str = Field(min_length=1)

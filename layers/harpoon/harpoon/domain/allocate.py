@@ -56,7 +56,13 @@ def allocation_idempotency_key(request_id: str, model: str) -> str:
     return "harpoon-" + hashlib.sha256(f"{request_id}|{model}".encode("utf-8")).hexdigest()[:48]
 
 
-def allocate(
+def allocate(inp: AllocateInput, *, breaker: CircuitBreaker, **kwargs) -> AllocateOutput:
+    out = _allocate(inp, breaker=breaker, **kwargs)
+    # Infer's success on a breaker seen clean just now needs no read of its own.
+    return out.model_copy(update={"breaker_clean_at": breaker.clean_at(CircuitBreaker.breaker_id(out.pool_id, out.model))})
+
+
+def _allocate(
     inp: AllocateInput,
     *,
     leases: LeaseRepository,

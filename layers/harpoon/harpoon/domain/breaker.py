@@ -117,8 +117,17 @@ class CircuitBreaker:
             record = self._read(breaker_id, cached=False)  # lost the race: look again
         return Decision(False, record.state, retry_after=1.0)
 
-    def record_success(self, breaker_id: str, request_id: str) -> None:
-        """A proper answer from HostedAI (including a 4xx or "no capacity")."""
+    def record_success(self, breaker_id: str, request_id: str, *, clean_at: float | None = None) -> None:
+        """A proper answer from HostedAI (including a 4xx or "no capacity").
+        `clean_at`: another container saw the breaker clean then (clean_at());
+        within `cache_seconds` that is as good as a cached read, and a success
+        on a clean breaker changes nothing: no read, no write."""
+        now = self._clock()
+        if clean_at is not None and 0 <= now - clean_at < self._config.cache_seconds:
+            own = self._cache.get(breaker_id)
+            # Unless this container has seen it since, and not clean.
+            if own is None or now - (time.monotonic() - own[0]) <= clean_at or self.clean_at(breaker_id) is not None:
+                return
         self._record_safely(breaker_id, request_id, failed=False)
 
     def record_failure(self, breaker_id: str, request_id: str) -> None:
@@ -127,6 +136,20 @@ class CircuitBreaker:
 
     def state(self, breaker_id: str) -> BreakerRecord:
         return self._read(breaker_id, cached=False)
+
+    def clean_at(self, breaker_id: str) -> float | None:
+        """When (epoch s) this container's cached read, still fresh, saw the
+        breaker CLOSED with no failure in its window; else None. Never reads.
+        The next step passes it to record_success (`clean_at`) to skip its
+        own read, as a cache hit would."""
+        hit = self._cache.get(breaker_id)
+        if not hit or self._config.cache_seconds <= 0:
+            return None
+        age = time.monotonic() - hit[0]
+        record, now = hit[1], self._clock()
+        if age >= self._config.cache_seconds or record.state != CLOSED or _estimate(record, now, self._config.window)[0]:
+            return None
+        return now - age
 
     # --- internals -------------------------------------------------------------
 

@@ -3,11 +3,13 @@
 Inference outcomes feed the model's circuit breaker too: a pool whose GPUs
 allocate but fail to infer is as sick as one that fails to allocate.
 
-Before the call, the lease is renewed (one conditional write): its expiry
-then covers this call and the release after it, so the sweep never reclaims
-a GPU mid-inference. The renewal is also the fencing check: if the lease was
-reclaimed, LeaseLostError stops the step before it uses a GPU it no longer
-holds.
+Before the call, the lease must cover this call and the release after it,
+so the sweep never reclaims a GPU mid-inference. With fewer than
+`renew_below` seconds left it is renewed (one conditional write), which is
+also the fencing check: if the lease was reclaimed, LeaseLostError stops the
+step before it uses a GPU it no longer holds. A first attempt that starts
+soon after Allocate skips the write: a lease with that much time left cannot
+have been reclaimed (the sweep takes only expired ones).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from harpoon.models import InferInput, InferOutput
 
 
 def infer(inp: InferInput, *, leases: LeaseRepository, hostedai: HostedAIClient, breaker: CircuitBreaker,
-          catalog: Catalog) -> InferOutput:
+          catalog: Catalog, renew_below: int) -> InferOutput:
     started = time.perf_counter()
-    leases.renew(inp.request_id, execution_id=inp.execution_id)
+    if inp.lease_expires_at is None or inp.lease_expires_at - leases.now() < renew_below:
+        leases.renew(inp.request_id, execution_id=inp.execution_id)
     breaker_id = CircuitBreaker.breaker_id(inp.pool_id, inp.model)
     # A fallback model may serve fewer tokens than the request asked for.
     max_tokens = min(inp.max_tokens, catalog.get(inp.model).max_tokens)
@@ -36,7 +39,7 @@ def infer(inp: InferInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
     except TransientUpstreamError:
         breaker.record_failure(breaker_id, inp.request_id)
         raise
-    breaker.record_success(breaker_id, inp.request_id)
+    breaker.record_success(breaker_id, inp.request_id, clean_at=inp.breaker_clean_at)
     return InferOutput(
         text=result.text,
         model_used=result.model_used,
