@@ -34,9 +34,18 @@ def test_rows_say_whether_each_goal_is_met():
     result = {"functions": {
         name: {"median_ms": median, "min_ms": 1.0, "max_ms": 9.0, "bare_median_ms": 10.0, "ratio": median / 10.0,
                "goal_ratio": cold_init.GOALS.get(name, cold_init.DEFAULT_GOAL),
-               "met": median / 10.0 <= cold_init.GOALS.get(name, cold_init.DEFAULT_GOAL)}
+               "met": median / 10.0 <= cold_init.GOALS.get(name, cold_init.DEFAULT_GOAL),
+               "ready_median_ms": median / 2, "ready_ratio": median / 20.0}
         for name, median in (("ClassifyFunction", 70.0), ("ApiFunction", 240.0))}}
     rows = cold_init.rows(result)
     assert [r[0] for r in rows] == ["ClassifyFunction", "ApiFunction"]
-    assert [(r[-3], r[-2], r[-1]) for r in rows] == [("7.0x", "<= 6x", "missed"), ("24.0x", "<= 25x", "met")]
+    assert [tuple(r[5:]) for r in rows] == [("7.0x", "<= 6x", "missed", "35.0", "3.5x"),
+                                            ("24.0x", "<= 25x", "met", "120.0", "12.0x")]
     assert all(len(r) == len(cold_init.HEADERS) for r in rows)
+
+
+def test_a_run_is_timed_to_its_exit_and_to_its_ready_line():
+    elapsed, ready = cold_init.run_once(*cold_init._bare())
+    assert 0 < ready <= elapsed
+    with pytest.raises(RuntimeError, match="boom"):
+        cold_init.run_once([*cold_init._bare()[0][:-1], "raise SystemExit('boom')"], *cold_init._bare()[1:])
