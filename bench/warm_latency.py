@@ -30,6 +30,7 @@ def measure(runs: int = RUNS) -> list[list[object]]:
     from harpoon.domain.infer import infer
     from harpoon.domain.release import release
     from harpoon.models import AllocateInput, InferInput, ReleaseInput
+    from harpoon.settings import get_settings
     from local.chaos import free_port
     from local.emulator import run_in_thread
     from tests.fakes import FakeBreakerRepo, template_table
@@ -57,8 +58,10 @@ def measure(runs: int = RUNS) -> list[list[object]]:
                            catalog=catalog, pool_id="gpu-pool-1", duration_seconds=900, warm_enabled=warm)
             allocated = time.perf_counter()
             infer(InferInput(request_id=rid, allocation_id=out.allocation_id, pool_id=out.pool_id, model=out.model,
-                             prompt="Hello", max_tokens=16),
-                  leases=leases, hostedai=hostedai, breaker=breaker, catalog=catalog)
+                             prompt="Hello", max_tokens=16, lease_expires_at=out.lease_expires_at,
+                             breaker_clean_at=out.breaker_clean_at),
+                  leases=leases, hostedai=hostedai, breaker=breaker, catalog=catalog,
+                  renew_below=get_settings().lease_renew_below_seconds)
             release(ReleaseInput(request_id=rid, allocation=out, keep_warm=warm), leases=leases, hostedai=hostedai,
                     warm_idle_seconds=300 if warm else 0)
             done = time.perf_counter()
