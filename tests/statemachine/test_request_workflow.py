@@ -420,3 +420,24 @@ def test_unmeetable_requirements_are_a_400_before_any_gpu_work(engine, emulator,
     response = api_call(lambda_context, {"text": "Hello", "requirements": {"min_tflops": 500}})
     assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["code"] == "requirements_not_met"
     assert stats(emulator)["allocate"] == 0 and engine.calls == []
+
+
+def test_sampling_parameters_reach_hostedai(engine, emulator, lambda_context):
+    plain = api_call(lambda_context, {"text": "Hello", "model": "gemma-270m", "max_tokens": 40})
+    assert plain["statusCode"] == 200, plain
+    words = json.loads(plain["body"])["inference"]["text"].split()
+    stop = words[len(words) // 2]
+    first = words.index(stop)
+    cut = api_call(lambda_context, {"text": "Hello", "model": "gemma-270m", "max_tokens": 40, "stop": [stop],
+                                    "temperature": 0.2, "top_p": 0.9})
+    assert cut["statusCode"] == 200, cut
+    # HostedAI ended the text before the stop sequence: it was sent.
+    assert json.loads(cut["body"])["inference"]["text"] == " ".join(words[:first])
+
+
+@pytest.mark.parametrize("field, value", [("temperature", 2.5), ("temperature", "0.5"), ("top_p", -0.1),
+                                          ("stop", ["a", "b", "c", "d", "e"]), ("stop", [""]), ("stop", "END")])
+def test_sampling_parameters_out_of_range_are_a_422(engine, lambda_context, field, value):
+    response = api_call(lambda_context, {"text": "Hello", field: value})
+    assert response["statusCode"] == 422, response
+    assert json.loads(response["body"])["error"]["details"]["problems"][0]["field"].startswith(field)

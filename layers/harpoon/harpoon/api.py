@@ -319,7 +319,8 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
             _set_request_id(request_id)
             workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
-                                           tenant_id=tenant.tenant_id, **choice)
+                                           tenant_id=tenant.tenant_id, temperature=request.temperature,
+                                           top_p=request.top_p, stop=request.stop, **choice)
             result = runner.run(
                 request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
             )

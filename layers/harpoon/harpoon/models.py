@@ -7,7 +7,7 @@ against them by the tests.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
@@ -19,6 +19,9 @@ MAX_TEXT_BYTES = 32 * 1024
 # may escape every byte of the text as \uXXXX (6 bytes), so allow for that.
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 4 * 1024
 MAX_TOKENS_LIMIT = 1024
+# Stop sequences: OpenAI's limit (HostedAI takes up to 16).
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_LENGTH = 200
 # The deepest JSON nesting a body may have (a valid one needs 2). Checked by a
 # flat scan before parsing: json.loads recurses, and a body of 100k '[' would
 # otherwise end in a RecursionError, not a 400.
@@ -54,6 +57,20 @@ class ProcessRequest(_Strict):
     requirements: Requirements | None = Field(
         default=None, description="Custom requirements: the smallest catalog model that meets them serves."
     )
+    # Sampling, passed to HostedAI's inference as they are.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[Annotated[StrictStr, Field(min_length=1, max_length=MAX_STOP_LENGTH)]] | None = Field(
+        default=None, max_length=MAX_STOP_SEQUENCES, description="Stop sequences: generation ends before the first."
+    )
+
+    @field_validator("temperature", "top_p", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON numbers only: "0.5" or true are not a temperature.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError("must be a number")
+        return value
 
     @field_validator("text")
     @classmethod
@@ -80,6 +97,10 @@ class WorkflowInput(_StepModel):
     # (named, or the smallest meeting `requirements`).
     model: str = "auto"
     requirements: dict | None = None
+    # Sampling for Infer (null: HostedAI's defaults).
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
     # Always present (null until Allocate succeeds) so Release's Parameters can
     # read $.allocation on every path.
     allocation: dict | None = None
@@ -154,6 +175,9 @@ class InferInput(_StepModel):
     model: str
     prompt: str = Field(min_length=1)
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
 
 
 class InferOutput(_StepModel):

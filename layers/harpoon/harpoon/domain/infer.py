@@ -35,6 +35,7 @@ def infer(inp: InferInput, *, leases: LeaseRepository, hostedai: HostedAIClient,
     max_tokens = min(inp.max_tokens, catalog.get(inp.model).max_tokens)
     try:
         result = hostedai.infer(allocation_id=inp.allocation_id, model=inp.model, prompt=inp.prompt, max_tokens=max_tokens,
+                                temperature=inp.temperature, top_p=inp.top_p, stop_sequences=inp.stop,
                                 request_id=inp.request_id)
     except TransientUpstreamError:
         breaker.record_failure(breaker_id, inp.request_id)
