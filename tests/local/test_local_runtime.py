@@ -38,7 +38,8 @@ def test_template_functions_get_globals_and_their_own_environment():
     api = functions["ApiFunction"]
     assert api.environment["STATE_MACHINE_TYPE"] == "STANDARD"
     assert api.environment["STATE_MACHINE_ARN"] == stack().state_machines["RequestStateMachine"].arn
-    assert {(r.method, r.path) for r in api.routes} == {("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/v2/process")}
+    assert {(r.method, r.path) for r in api.routes} == {("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/v2/process"),
+                                                        ("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
 
 
 def test_state_machine_definition_has_every_substitution_applied():

@@ -23,8 +23,13 @@ def test_document_is_valid_openapi_31():
 
 def test_document_lists_every_route():
     paths = document()["paths"]
-    assert {(path, method) for path, ops in paths.items() for method in ops} == {
-        ("/health", "get"), ("/openapi.json", "get"), ("/v2/process", "post")}
+    from local.template import load_yaml
+    from tests.conftest import ROOT
+
+    events = load_yaml(ROOT / "template.yaml")["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    routes = {(e["Properties"]["Path"], e["Properties"]["Method"].lower()) for e in events if e["Type"] == "HttpApi"}
+    assert {(path, method) for path, ops in paths.items() for method in ops} == routes
+    assert ("/v1/chat/completions", "post") in routes
     assert paths["/health"]["get"]["security"] == [] and paths["/openapi.json"]["get"]["security"] == []
 
 

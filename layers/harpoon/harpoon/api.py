@@ -1,5 +1,6 @@
 """The HTTP API (API Gateway HTTP API, payload v2): GET /health, GET /openapi.json,
-POST /v2/process.
+POST /v2/process, and the OpenAI-compatible POST /v1/chat/completions and
+GET /v1/models (harpoon.openai_compat: the same path, OpenAI's shapes).
 
 Refuses a request the authorizer did not vouch for, validates the body, takes
 a quota slot, runs the workflow and maps its outcome to HTTP. Every error body
@@ -55,7 +56,12 @@ class ApiError(Exception):
 
 
 def error_response(exc: ApiError) -> Response:
-    body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+    if app.current_event.raw_path.startswith("/v1/"):  # the OpenAI-compatible routes answer in OpenAI's shape
+        from harpoon.openai_compat import error_body
+
+        body = error_body(exc.status, exc.code, exc.message, exc.details)
+    else:
+        body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
     return Response(exc.status, "application/json", json.dumps(body),
                     headers={"X-Request-Id": correlation_id(), **exc.headers})
 
@@ -150,9 +156,45 @@ def openapi_document() -> dict:
 @app.post("/v2/process")
 def process() -> Response:
     started = time.perf_counter()
+    request = parse_process_request(app.current_event.headers.get("content-type"), _raw_body())
+    body, headers = serve(request, started)
+    return Response(200, "application/json", json.dumps(body), headers=headers)
+
+
+@app.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    """OpenAI's chat completions over the same path as /v2/process (harpoon.openai_compat)."""
+    from harpoon import openai_compat
+
+    started = time.perf_counter()
+    data = parse_json_object(app.current_event.headers.get("content-type"), _raw_body())
+    try:
+        fields = openai_compat.process_body(data)
+    except openai_compat.ChatRequestError as exc:
+        raise ApiError(400, exc.code, exc.message, {"param": exc.param}) from None
+    request = validate_process_request(fields)
+    body, headers = serve(request, started)
+    catalog = load_catalog()
+    asked = request.max_tokens or catalog.models[body["route"]["requested_model"]].max_tokens
+    max_tokens = min(asked, catalog.models[body["route"]["model"]].max_tokens)
+    completion = openai_compat.completion(body, max_tokens=max_tokens, prompt_tokens=estimate_tokens(request.text))
+    headers.update({"x-harpoon-model": body["route"]["model"],
+                    "x-harpoon-degraded": "true" if body["route"]["degraded"] else "false"})
+    return Response(200, "application/json", json.dumps(completion), headers=headers)
+
+
+@app.get("/v1/models")
+def list_models() -> dict:
+    from harpoon.openai_compat import models
+
+    return models(load_catalog())
+
+
+def serve(request: ProcessRequest, started: float) -> tuple[dict, dict]:
+    """Run a validated request for the calling tenant, with its
+    Idempotency-Key if it sent one: (success body, response headers)."""
     headers = app.current_event.headers
     tenant = Caller(app.context["tenant_id"], app.context["tier"])
-    request = parse_process_request(headers.get("content-type"), _raw_body())
     choice = resolve_model_choice(request)  # 400 before any work if the choice cannot be served
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
@@ -197,7 +239,7 @@ def process() -> Response:
     response_headers = {"X-Request-Id": body["request_id"]}
     if replayed:
         response_headers["Idempotent-Replayed"] = "true"
-    return Response(200, "application/json", json.dumps(body), headers=response_headers)
+    return body, response_headers
 
 
 @dataclass(frozen=True)
@@ -295,8 +337,14 @@ def usage_of(request: ProcessRequest, body: dict):
     timings = body["timings_ms"]
     gpu_seconds = sum(timings.get(step) or 0.0 for step in ("allocate", "infer", "release")) / 1000
     price = load_catalog().models[body["route"]["model"]].price_per_gpu_second
-    tokens = max(1, len(request.text.encode("utf-8")) // 4) + int(body["inference"]["tokens_generated"])
+    tokens = estimate_tokens(request.text) + int(body["inference"]["tokens_generated"])
     return Charge(tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
+
+
+def estimate_tokens(text: str) -> int:
+    """A prompt's tokens, estimated at 4 UTF-8 bytes a token (no tokenizer
+    for HostedAI's models here)."""
+    return max(1, len(text.encode("utf-8")) // 4)
 
 
 def emit_usage(tenant: Caller, body: dict, charge) -> None:
@@ -360,6 +408,11 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
 
 
 def parse_process_request(content_type: str | None, raw: bytes) -> ProcessRequest:
+    return validate_process_request(parse_json_object(content_type, raw))
+
+
+def parse_json_object(content_type: str | None, raw: bytes) -> dict:
+    """A JSON object body, or the 4xx that says why not."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(
@@ -373,6 +426,10 @@ def parse_process_request(content_type: str | None, raw: bytes) -> ProcessReques
     data = parse_json_body(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "body must be a JSON object")
+    return data
+
+
+def validate_process_request(data: dict) -> ProcessRequest:
     text = data.get("text")
     if isinstance(text, str) and len(text.encode("utf-8")) > MAX_TEXT_BYTES:
         raise ApiError(

@@ -10,7 +10,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from harpoon import __version__
-from harpoon.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_TEXT_BYTES, ProcessRequest
+from harpoon.models import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_STOP_SEQUENCES,
+    MAX_TEXT_BYTES,
+    MAX_TOKENS_LIMIT,
+    ProcessRequest,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -102,6 +109,62 @@ def _schemas() -> dict:
             "message": {"type": "string", "description": "For people: what is wrong and what to do."},
             "details": {"type": "object", "description": "Facts about the error (field, limits, request_id ...)."},
         })}),
+        **_openai_schemas(),
+    }
+
+
+def _openai_schemas() -> dict:
+    text_part = _obj({"type": {"type": "string", "const": "text"}, "text": {"type": "string"}})
+    message = _obj({
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
+        "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": text_part}]},
+        "name": {"type": "string"},
+    }, required=["role", "content"])
+    optional_int = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TOKENS_LIMIT}
+    return {
+        "ChatCompletionRequest": _obj({
+            "model": {"type": "string", "description": '"auto" (the classifier decides) or a catalog model id.'},
+            "messages": {"type": "array", "minItems": 1, "items": message,
+                         "description": "A lone user message is the prompt as it is; a conversation becomes "
+                                        "\"Role: content\" paragraphs ending with \"Assistant:\"."},
+            "max_tokens": optional_int, "max_completion_tokens": optional_int,
+            "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+            "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "stop": {"oneOf": [{"type": "string", "minLength": 1},
+                               {"type": "array", "maxItems": MAX_STOP_SEQUENCES,
+                                "items": {"type": "string", "minLength": 1}}, {"type": "null"}]},
+            "user": {"type": "string"},
+            "stream": {"type": "boolean", "description": "true is answered 400 stream_unsupported (not yet)."},
+            "n": {"type": "integer", "const": 1},
+        }, required=["model", "messages"]),
+        "ChatCompletion": _obj({
+            "id": {"type": "string"}, "object": {"type": "string", "const": "chat.completion"},
+            "created": {"type": "integer"},
+            "model": {"type": "string", "description": "The catalog model that served."},
+            "choices": {"type": "array", "items": _obj({
+                "index": {"type": "integer"},
+                "message": _obj({"role": {"type": "string", "const": "assistant"}, "content": {"type": "string"},
+                                 "refusal": {"type": "null"}}),
+                "finish_reason": {"type": "string", "enum": ["stop", "length"]},
+                "logprobs": {"type": "null"},
+            })},
+            "usage": _obj({"prompt_tokens": {"type": "integer", "description": "Estimated: 4 UTF-8 bytes a token."},
+                           "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}),
+            "system_fingerprint": {"type": "null"},
+            "harpoon": {"type": "object", "description": "Harpoon's routing decision: request_id, classification, "
+                                                         "route, allocation, release, timings_ms (as /v2/process)."},
+        }),
+        "ModelList": _obj({"object": {"type": "string", "const": "list"}, "data": {"type": "array", "items": _obj({
+            "id": {"type": "string"}, "object": {"type": "string", "const": "model"},
+            "created": {"type": "integer"}, "owned_by": {"type": "string"}}, required=["id", "object", "created",
+                                                                                      "owned_by"])}}),
+        "OpenAIError": _obj({"error": _obj({
+            "message": {"type": "string"},
+            "type": {"type": "string", "enum": ["invalid_request_error", "authentication_error", "permission_error",
+                                                "rate_limit_error", "server_error"]},
+            "param": NULLABLE_STRING,
+            "code": {"type": "string", "description": "Harpoon's error code (as in /v2/process)."},
+        })}),
     }
 
 
@@ -109,8 +172,8 @@ def _header(description: str, schema: dict | None = None) -> dict:
     return {"description": description, "schema": schema or {"type": "string"}}
 
 
-def _error_response(status: str) -> dict:
-    response = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref("Error")}}}
+def _error_response(status: str, schema: str = "Error") -> dict:
+    response = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref(schema)}}}
     if status in RETRY_AFTER_STATUSES:
         response["headers"] = {"Retry-After": _header("Seconds to wait before retrying.", {"type": "integer"})}
     if status == "401":
@@ -170,6 +233,29 @@ def document() -> dict:
                 "responses": {"200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})}},
             }},
             "/v2/process": {"post": process},
+            "/v1/chat/completions": {"post": {
+                "summary": "OpenAI-compatible chat completion (the same path as /v2/process)",
+                "operationId": "chatCompletions",
+                "parameters": process["parameters"],
+                "requestBody": {"required": True, "content": _json(_ref("ChatCompletionRequest"))},
+                "responses": {
+                    "200": {
+                        "description": "A chat.completion, with Harpoon's routing decision in `harpoon`.",
+                        "headers": {
+                            "X-Request-Id": _header("The request's id."),
+                            "x-harpoon-model": _header("The catalog model that served."),
+                            "x-harpoon-degraded": _header("\"true\" when a fallback model served."),
+                        },
+                        "content": _json(_ref("ChatCompletion")),
+                    },
+                    **{status: _error_response(status, "OpenAIError") for status in ERRORS},
+                },
+            }},
+            "/v1/models": {"get": {
+                "summary": "OpenAI-compatible model list: \"auto\" and the catalog", "operationId": "listModels",
+                "responses": {"200": {"description": "The models.", "content": _json(_ref("ModelList"))},
+                              "401": _error_response("401", "OpenAIError")},
+            }},
         },
         "components": {
             "schemas": _schemas(),
