@@ -43,6 +43,7 @@ def test_sampling_fields_are_passed_and_a_stop_string_becomes_a_list():
     ({"model": "auto", "messages": "Hello"}, "invalid_messages", "messages"),
     ({"model": "auto", "messages": [{"role": "system", "content": "x"}]}, "invalid_messages", "messages"),
     ({"model": "auto", "messages": [{"role": "tool", "content": "x"}]}, "invalid_messages", "messages[0].role"),
+    ({"model": "auto", "messages": [{"role": {}, "content": "x"}]}, "invalid_messages", "messages[0].role"),  # fuzz
     ({"model": "auto", "messages": [{"role": "user", "content": 3}]}, "invalid_messages", "messages[0].content"),
     ({"model": "auto", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
      "invalid_messages", "messages[0].content[0]"),

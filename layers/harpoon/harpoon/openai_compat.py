@@ -79,7 +79,7 @@ def prompt_of(messages: object) -> str:
         if not isinstance(message, dict):
             raise ChatRequestError("invalid_messages", f"messages[{i}] must be an object", f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise ChatRequestError(
                 "invalid_messages", f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}"
                 + (" (Harpoon serves no tools)" if role in ("tool", "function") else ""), f"messages[{i}].role")
