@@ -54,6 +54,8 @@ FIRST_REQUEST = {
     # a warm release (the success path with warm reuse on) or an idle sweep never makes.
     "ReleaseFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai()",
     "CleanupFunction": "from harpoon import deps\ndeps.leases(); deps.hostedai()",
+    # The requests table and the quotas (DynamoDB client, shared).
+    "CompleteFunction": "from harpoon import async_requests, deps\nasync_requests.repository(); deps.quotas()",
 }
 # Issue 8's goals, as multiples of the bare interpreter.
 GOALS = {"ClassifyFunction": 6.0}

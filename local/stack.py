@@ -128,6 +128,18 @@ class LocalStack:
         thread.start()
         self._stops.append(self.api.shutdown)
         self._start_schedules()
+        self._start_execution_events(sfn)
+
+    def _start_execution_events(self, sfn) -> None:
+        """Deliver Step Functions' status-change events to the functions whose
+        EventBridge rules ask for them (local.execution_events)."""
+        from local.execution_events import ExecutionEvents
+
+        rules = [(f.logical_id, arn, statuses) for f in self.stack.functions.values()
+                 for arn, statuses in f.execution_rules]
+        if rules:
+            events = ExecutionEvents(sfn, rules, lambda name, event: self.invoke(name, event), log=self.out)
+            self._stops.append(events.start())
 
     def _create_demo_tenant(self) -> str:
         """The tenant `make local` serves (tier enterprise, so local load runs

@@ -84,6 +84,9 @@ class Function:
     layer_dirs: list[Path]
     routes: list[Route] = field(default_factory=list)
     schedules: list[float] = field(default_factory=list)  # seconds between scheduled invocations
+    # (state machine ARN, statuses): EventBridge rules on Step Functions'
+    # "Execution Status Change" events, which the local stack delivers.
+    execution_rules: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 @dataclass
@@ -251,7 +254,7 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         if not (isinstance(layer, dict) and "Ref" in layer and layer["Ref"] in resources):
             raise UnsupportedTemplate(f"{logical_id}: only layers defined in this template are supported locally")
         layer_dirs.append(root / resources[layer["Ref"]]["Properties"]["ContentUri"])
-    routes, schedules = [], []
+    routes, schedules, execution_rules = [], [], []
     for event in (props.get("Events") or {}).values():
         p = event.get("Properties", {})
         if event.get("Type") == "HttpApi":
@@ -259,6 +262,8 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
                                 route_authorizer(resources, p)))
         elif event.get("Type") == "Schedule":
             schedules.append(rate_seconds(resolver.resolve(p["Schedule"])))
+        elif event.get("Type") == "EventBridgeRule":
+            execution_rules.append(execution_rule(logical_id, resolver.resolve(p["Pattern"])))
     return Function(
         logical_id=logical_id,
         name=resolver.physical_name(logical_id),
@@ -271,7 +276,20 @@ def _function(root: Path, logical_id: str, props: dict, globals_fn: dict, resour
         layer_dirs=layer_dirs,
         routes=routes,
         schedules=schedules,
+        execution_rules=execution_rules,
     )
+
+
+def execution_rule(logical_id: str, pattern: dict) -> tuple[str, tuple[str, ...]]:
+    """The one kind of EventBridge rule the local stack delivers: Step
+    Functions' status changes of one state machine's executions."""
+    detail = pattern.get("detail") or {}
+    if (pattern.get("source") != ["aws.states"]
+            or pattern.get("detail-type") != ["Step Functions Execution Status Change"]
+            or len(detail.get("stateMachineArn") or []) != 1 or set(detail) - {"stateMachineArn", "status"}):
+        raise UnsupportedTemplate(f"{logical_id}: only rules on one state machine's execution status changes "
+                                  "are delivered locally")
+    return detail["stateMachineArn"][0], tuple(detail.get("status") or ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"))
 
 
 def route_authorizer(resources: dict, event_props: dict) -> str | None:

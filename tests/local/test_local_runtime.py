@@ -26,7 +26,7 @@ def stack(overrides=None):
 def test_template_functions_get_globals_and_their_own_environment():
     functions = stack().functions
     assert set(functions) == {"ApiFunction", "AuthorizerFunction", "ClassifyFunction", "AllocateFunction", "InferFunction", "ReleaseFunction",
-                              "CleanupFunction"}
+                              "CleanupFunction", "CompleteFunction"}
     allocate = functions["AllocateFunction"]
     assert allocate.environment["POWERTOOLS_SERVICE_NAME"] == "harpoon"  # from Globals
     assert allocate.environment["LEASES_TABLE"] == "p-LeasesTable"
@@ -39,7 +39,12 @@ def test_template_functions_get_globals_and_their_own_environment():
     assert api.environment["STATE_MACHINE_TYPE"] == "STANDARD"
     assert api.environment["STATE_MACHINE_ARN"] == stack().state_machines["RequestStateMachine"].arn
     assert {(r.method, r.path) for r in api.routes} == {("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/v2/process"),
-                                                        ("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
+                                                        ("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
+                                                        ("GET", "/v2/requests/{request_id}")}
+    assert api.environment["ASYNC_STATE_MACHINE_ARN"] == stack().state_machines["AsyncStateMachine"].arn
+    # The Complete function hears the async machine's ended executions (make local delivers them).
+    [rule] = functions["CompleteFunction"].execution_rules
+    assert rule == (stack().state_machines["AsyncStateMachine"].arn, ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"))
 
 
 def test_state_machine_definition_has_every_substitution_applied():

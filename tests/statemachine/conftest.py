@@ -35,6 +35,11 @@ class Engine:
             name=machine.name, definition=machine.definition, roleArn="arn:aws:iam::123456789012:role/states", type="STANDARD"
         )["stateMachineArn"]
         self.by_arn = {f.arn: STEPS[f.logical_id] for f in stack.functions.values() if f.logical_id in STEPS}
+        # Async mode's STANDARD machine: the same definition.
+        machine = stack.state_machines["AsyncStateMachine"]
+        self.async_arn = self.sfn.create_state_machine(
+            name=machine.name, definition=machine.definition, roleArn="arn:aws:iam::123456789012:role/states",
+            type="STANDARD")["stateMachineArn"]
 
     def replace_definition(self, definition: dict) -> None:
         self.arn = self.sfn.create_state_machine(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def _resource(resource) -> tuple[str, str | None]:
     return table, text.rsplit("/index/", 1)[1] if "/index/" in text else None
 
 
-def test_every_dynamodb_call_is_allowed_and_every_permission_is_used(recorded, emulator, lambda_context,
+def test_every_dynamodb_call_is_allowed_and_every_permission_is_used(recorded, engine, emulator, lambda_context,
                                                                       monkeypatch, aws):
     from harpoon import deps
     from harpoon.tenancy import quota_for
@@ -155,6 +156,37 @@ def test_every_dynamodb_call_is_allowed_and_every_permission_is_used(recorded, e
     # A slot never given back, past its time: the next acquire takes it back.
     deps.quotas().acquire("lost", "req-lost-held", quota_for("free"), hold_seconds=0)
     assert api(lambda_context, tenant="lost", tier="free")["statusCode"] == 200
+    # Async mode: one request finished by a GET (its event not arrived), one
+    # by the Complete function, in a month after the tenant's last one.
+    from local.execution_events import status_change_event
+
+    def async_request() -> dict:
+        event = json.loads(json.dumps(load_event("api")))
+        event["body"] = json.dumps({"text": "Hello", "mode": "async"})
+        event["requestContext"]["authorizer"] = {"lambda": {"tenant_id": "acme", "tier": "pro"}}
+        response = as_function("ApiFunction", "api", event, lambda_context)
+        assert response["statusCode"] == 202, response
+        request_id = json.loads(response["body"])["request_id"]
+        arn = f"{engine.async_arn.replace(':stateMachine:', ':execution:')}:{request_id}"
+        for _ in range(1500):
+            described = engine.sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.02)
+        raise AssertionError("the async execution did not end")
+
+    ended = async_request()
+    event = json.loads(json.dumps(load_event("api")))
+    path = f"/v2/requests/{ended['name']}"
+    event.update(rawPath=path, routeKey=f"GET {path}", body=None)
+    event["requestContext"]["http"].update(method="GET", path=path)
+    event["requestContext"]["authorizer"] = {"lambda": {"tenant_id": "acme", "tier": "pro"}}
+    assert json.loads(as_function("ApiFunction", "api", event, lambda_context)["body"])["status"] == "succeeded"
+    ended = async_request()
+    boto3.client("dynamodb").update_item(
+        TableName=deps.quotas().table, Key={"pk": {"S": "quota#acme"}}, UpdateExpression="SET #m = :old",
+        ExpressionAttributeNames={"#m": "month"}, ExpressionAttributeValues={":old": {"S": "2000-02"}})
+    assert as_function("CompleteFunction", "complete", status_change_event(ended), lambda_context)["finished_now"]
     # Last, as it opens the breaker: an Allocate retried and failing (the
     # retry finds its lease; Release reads it). Warm reuse off, or the warm
     # GPU would serve it.

@@ -21,6 +21,8 @@ def call(lambda_context, method: str, path: str, body: object = None, *, tenant:
     event["headers"].update(headers or {})
     if tenant is None:
         event["requestContext"].pop("authorizer")
+    else:
+        event["requestContext"]["authorizer"]["lambda"]["tenant_id"] = tenant
     return load_handler("api").lambda_handler(event, lambda_context)
 
 

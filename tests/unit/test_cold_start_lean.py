@@ -99,6 +99,7 @@ NOT_LOADED = {
     # The HostedAI HTTP client waits for a call to HostedAI.
     "ReleaseFunction": NEVER | {"httpx"},
     "CleanupFunction": NEVER | {"httpx", "pydantic"},
+    "CompleteFunction": NEVER | {"httpx"},
 }
 
 

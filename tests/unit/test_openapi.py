@@ -35,14 +35,15 @@ def test_document_lists_every_route():
 
 def test_process_describes_every_status_and_header():
     process = document()["paths"]["/v2/process"]["post"]
-    assert set(process["responses"]) == {"200", "400", "401", "409", "413", "415", "422", "429", "500", "502", "503",
-                                         "504"} == {"200", *ERRORS}
+    assert set(process["responses"]) == {"200", "202", "400", "401", "409", "413", "415", "422", "429", "500", "502",
+                                         "503", "504"} == {"200", "202", *ERRORS}
+    bodies = {"200": "ProcessResponse", "202": "AsyncAccepted"}
     for status, response in process["responses"].items():
         schema = response["content"]["application/json"]["schema"]
-        assert schema == {"$ref": REF.format(model="ProcessResponse" if status == "200" else "Error")}
+        assert schema == {"$ref": REF.format(model=bodies.get(status, "Error"))}
     assert "X-Request-Id" in process["responses"]["200"]["headers"]
     assert all("Retry-After" in process["responses"][s]["headers"] for s in ("429", "503"))
-    assert [p["name"] for p in process["parameters"]] == ["Idempotency-Key"]
+    assert [p["name"] for p in process["parameters"]] == ["Prefer", "Idempotency-Key"]
     assert "json_too_deep" in process["responses"]["400"]["description"]
 
 

@@ -157,8 +157,24 @@ def openapi_document() -> dict:
 def process() -> Response:
     started = time.perf_counter()
     request = parse_process_request(app.current_event.headers.get("content-type"), _raw_body())
-    body, headers = serve(request, started)
-    return Response(200, "application/json", json.dumps(body), headers=headers)
+    status, body, headers = serve(request, started, allow_async=True)
+    return Response(status, "application/json", json.dumps(body), headers=headers)
+
+
+@app.get("/v2/requests/<request_id>")
+def request_status(request_id: str) -> Response:
+    """An async request's status, for the tenant that made it only."""
+    from harpoon import async_requests
+
+    record = None
+    if REQUEST_ID_PATTERN.fullmatch(request_id):
+        record = async_requests.status(app.context["tenant_id"], request_id)
+    if record is None:
+        raise ApiError(404, "request_not_found",
+                       f"no request {request_id!r} for this API key's tenant (or its result has expired)",
+                       {"request_id": request_id})
+    headers = {"X-Request-Id": request_id, **({"Retry-After": "1"} if record.status == "running" else {})}
+    return Response(200, "application/json", json.dumps(async_requests.response_body(record)), headers=headers)
 
 
 @app.post("/v1/chat/completions")
@@ -173,7 +189,7 @@ def chat_completions() -> Response:
     except openai_compat.ChatRequestError as exc:
         raise ApiError(400, exc.code, exc.message, {"param": exc.param}) from None
     request = validate_process_request(fields)
-    body, headers = serve(request, started)
+    _, body, headers = serve(request, started, allow_async=False)
     catalog = load_catalog()
     asked = request.max_tokens or catalog.models[body["route"]["requested_model"]].max_tokens
     max_tokens = min(asked, catalog.models[body["route"]["model"]].max_tokens)
@@ -190,12 +206,16 @@ def list_models() -> dict:
     return models(load_catalog())
 
 
-def serve(request: ProcessRequest, started: float) -> tuple[dict, dict]:
+def serve(request: ProcessRequest, started: float, *, allow_async: bool) -> tuple[int, dict, dict]:
     """Run a validated request for the calling tenant, with its
-    Idempotency-Key if it sent one: (success body, response headers)."""
+    Idempotency-Key if it sent one: (status, body, response headers). Async
+    (asked for and allowed): 202 at once, the result at its status_url."""
     headers = app.current_event.headers
     tenant = Caller(app.context["tenant_id"], app.context["tier"])
     choice = resolve_model_choice(request)  # 400 before any work if the choice cannot be served
+    from harpoon.async_requests import wants_async
+
+    run_async = allow_async and wants_async(request.mode, headers.get("prefer"))
     idempotency_key = parse_idempotency_key(headers.get("idempotency-key"))
     settings = get_settings()
     # The request id (and execution name): with a key, it follows from the
@@ -204,8 +224,13 @@ def serve(request: ProcessRequest, started: float) -> tuple[dict, dict]:
     request_id = (new_request_id(tenant.tenant_id) if idempotency_key is None
                   else idempotent_request_id(tenant.tenant_id, idempotency_key, request))
     _set_request_id(request_id)
+    def run() -> dict:
+        if run_async:
+            return start_async(request, tenant, request_id, choice)
+        return run_request(request, started, tenant, request_id, choice=choice)
+
     if idempotency_key is None:
-        body = run_request(request, started, tenant, request_id, choice=choice)
+        body = run()
         replayed = False
     else:
         from harpoon.adapters.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_once
@@ -217,7 +242,7 @@ def serve(request: ProcessRequest, started: float) -> tuple[dict, dict]:
                 # is another record.
                 key=f"{tenant.tenant_id}#{idempotency_key}",
                 body=request.model_dump(mode="json"),
-                run=lambda: run_request(request, started, tenant, request_id, choice=choice),
+                run=run,
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
             )
@@ -239,7 +264,27 @@ def serve(request: ProcessRequest, started: float) -> tuple[dict, dict]:
     response_headers = {"X-Request-Id": body["request_id"]}
     if replayed:
         response_headers["Idempotent-Replayed"] = "true"
-    return body, response_headers
+    if run_async:
+        response_headers.update({"Location": body["status_url"], "Preference-Applied": "respond-async"})
+        return 202, body, response_headers
+    return 200, body, response_headers
+
+
+def start_async(request: ProcessRequest, tenant: Caller, request_id: str, choice: dict) -> dict:
+    """Take the tenant's slot and start the request on the STANDARD machine;
+    the slot is given back when the request is finished (harpoon.async_requests)."""
+    from harpoon import async_requests, deps
+
+    taken = take_slot(deps.quotas(), tenant, request_id)
+    try:
+        return async_requests.start(_workflow_input(request, tenant, request_id, choice), tenant.tenant_id,
+                                    request_id)
+    except ApiError:
+        raise  # recorded as failed, its slot given back
+    except BaseException:
+        if taken:
+            _give_back(deps.quotas(), tenant, request_id, None)
+        raise
 
 
 @dataclass(frozen=True)
@@ -258,7 +303,7 @@ def run_request(request: ProcessRequest, started: float, tenant: Caller, request
     logger.append_keys(request_id=base_id)
     with quota_slot(tenant, base_id) as slot:
         body = _run_workflow(request, started, tenant, base_id, choice)
-        slot.charge = usage_of(request, body)  # recorded as the slot is given back: one write
+        slot.charge = usage_of(request.text, body)  # recorded as the slot is given back: one write
     emit_usage(tenant, body, slot.charge)
     return body
 
@@ -278,23 +323,9 @@ def quota_slot(tenant: Caller, request_id: str):
     next acquire that finds the tenant full takes it back. Yields a holder
     whose `charge`, once set, is recorded with the give-back."""
     from harpoon import deps
-    from harpoon.adapters.quotas import QuotaBusy, QuotaExceeded
-    from harpoon.tenancy import quota_for
 
     quotas = deps.quotas()
-    try:
-        taken = quotas.acquire(tenant.tenant_id, request_id, quota_for(tenant.tier),
-                               hold_seconds=get_settings().slot_hold_seconds)
-    except QuotaExceeded as exc:
-        raise ApiError(
-            429, "quota_exceeded", f"{tenant.tier} tier: {exc}; retry after {exc.retry_after} s",
-            {"limit": exc.limit, "limit_value": exc.limit_value, "current": exc.current, "tier": tenant.tier,
-             "retry_after_seconds": exc.retry_after},
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
-    except QuotaBusy:
-        raise ApiError(503, "quota_busy", "this tenant's quota could not be checked now; retry shortly",
-                       headers={"Retry-After": "1"}) from None
+    taken = take_slot(quotas, tenant, request_id)
     running: bool | None = False  # is the request's execution still going on?
     holder = SlotHolder()
     try:
@@ -310,6 +341,27 @@ def quota_slot(tenant: Caller, request_id: str):
         # request: given back only once that run is known to be over.
         if running is False or (running is None and taken):
             _give_back(quotas, tenant, request_id, holder.charge)
+
+
+def take_slot(quotas, tenant: Caller, request_id: str) -> bool:
+    """One of the tenant's slots for this request (False: it holds one
+    already), or the 429 / 503 that says why not."""
+    from harpoon.adapters.quotas import QuotaBusy, QuotaExceeded
+    from harpoon.tenancy import quota_for
+
+    try:
+        return quotas.acquire(tenant.tenant_id, request_id, quota_for(tenant.tier),
+                              hold_seconds=get_settings().slot_hold_seconds)
+    except QuotaExceeded as exc:
+        raise ApiError(
+            429, "quota_exceeded", f"{tenant.tier} tier: {exc}; retry after {exc.retry_after} s",
+            {"limit": exc.limit, "limit_value": exc.limit_value, "current": exc.current, "tier": tenant.tier,
+             "retry_after_seconds": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    except QuotaBusy:
+        raise ApiError(503, "quota_busy", "this tenant's quota could not be checked now; retry shortly",
+                       headers={"Retry-After": "1"}) from None
 
 
 @dataclass
@@ -328,7 +380,7 @@ def _give_back(quotas, tenant: Caller, request_id: str, charge) -> None:
                          extra={"slot_request_id": request_id, "charge": charge and charge.__dict__})
 
 
-def usage_of(request: ProcessRequest, body: dict):
+def usage_of(text: str, body: dict):
     """What a finished request is charged: tokens (the prompt's, estimated at
     4 UTF-8 bytes a token, plus those generated), and the GPU-seconds its
     steps held the allocation, priced from the catalog."""
@@ -337,7 +389,7 @@ def usage_of(request: ProcessRequest, body: dict):
     timings = body["timings_ms"]
     gpu_seconds = sum(timings.get(step) or 0.0 for step in ("allocate", "infer", "release")) / 1000
     price = load_catalog().models[body["route"]["model"]].price_per_gpu_second
-    tokens = estimate_tokens(request.text) + int(body["inference"]["tokens_generated"])
+    tokens = estimate_tokens(text) + int(body["inference"]["tokens_generated"])
     return Charge(tokens=tokens, gpu_seconds=gpu_seconds, cost_usd=gpu_seconds * price)
 
 
@@ -356,6 +408,12 @@ def emit_usage(tenant: Caller, body: dict, charge) -> None:
     emit("GpuCost", charge.cost_usd, **where, metadata=tags)
 
 
+def _workflow_input(request: ProcessRequest, tenant: Caller, request_id: str, choice: dict) -> dict:
+    return WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
+                         tenant_id=tenant.tenant_id, temperature=request.temperature, top_p=request.top_p,
+                         stop=request.stop, **choice).model_dump(mode="json")
+
+
 def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_id: str, choice: dict) -> dict:
     settings = get_settings()
     runner = _runner()
@@ -366,12 +424,8 @@ def _run_workflow(request: ProcessRequest, started: float, tenant: Caller, base_
             # again under a new one; STANDARD resolves this in the runner.
             request_id = base_id if attempt == 1 else f"{base_id}-{attempt}"
             _set_request_id(request_id)
-            workflow_input = WorkflowInput(request_id=request_id, text=request.text, max_tokens=request.max_tokens,
-                                           tenant_id=tenant.tenant_id, temperature=request.temperature,
-                                           top_p=request.top_p, stop=request.stop, **choice)
-            result = runner.run(
-                request_id, workflow_input.model_dump(mode="json"), timeout_seconds=settings.sync_timeout_seconds
-            )
+            result = runner.run(request_id, _workflow_input(request, tenant, request_id, choice),
+                                timeout_seconds=settings.sync_timeout_seconds)
             if result.error != "RequestAlreadyRunError":
                 break
     except WorkflowStartError as exc:
@@ -540,6 +594,7 @@ def idempotent_request_id(tenant_id: str, key: str, request: ProcessRequest) -> 
 
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
+REQUEST_ID_PATTERN = re.compile(r"req-[a-z0-9][a-z0-9-]{0,31}-[0-9a-f]{32}")  # new_request_id / idempotent_request_id
 
 
 def parse_idempotency_key(raw: str | None) -> str | None:

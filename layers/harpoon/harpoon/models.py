@@ -57,6 +57,9 @@ class ProcessRequest(_Strict):
     requirements: Requirements | None = Field(
         default=None, description="Custom requirements: the smallest catalog model that meets them serves."
     )
+    mode: Literal["sync", "async"] | None = Field(
+        default=None, description='"async" (or the header Prefer: respond-async): 202 at once, the result at '
+                                  'GET /v2/requests/{request_id}.')
     # Sampling, passed to HostedAI's inference as they are.
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)

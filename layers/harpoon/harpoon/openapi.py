@@ -109,6 +109,20 @@ def _schemas() -> dict:
             "message": {"type": "string", "description": "For people: what is wrong and what to do."},
             "details": {"type": "object", "description": "Facts about the error (field, limits, request_id ...)."},
         })}),
+        "AsyncAccepted": _obj({
+            "request_id": {"type": "string"},
+            "status": {"type": "string", "const": "running"},
+            "status_url": {"type": "string", "description": "GET it for the result (this tenant's key only)."},
+        }),
+        "AsyncRequest": _obj({
+            "request_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["running", "succeeded", "failed"]},
+            "status_url": {"type": "string"},
+            "result": {**_ref("ProcessResponse"), "description": "succeeded: the body the sync call answers."},
+            "error": {"type": "object", "description": "failed: the error the sync call answers "
+                                                       "({code, message, details})."},
+            "http_status": {"type": "integer", "description": "failed: the status the sync call answers."},
+        }, required=["request_id", "status", "status_url"]),
         **_openai_schemas(),
     }
 
@@ -192,6 +206,11 @@ def document() -> dict:
         "summary": "Classify, allocate a HostedAI GPU, infer, release",
         "operationId": "process",
         "parameters": [{
+            "name": "Prefer", "in": "header", "required": False,
+            "description": "respond-async: answer 202 at once and run on the STANDARD workflow (or \"mode\": "
+                           "\"async\" in the body, which wins over the header).",
+            "schema": {"type": "string"},
+        }, {
             "name": "Idempotency-Key", "in": "header", "required": False,
             "description": "The same key and body return the first answer without new GPU work; "
                            "the same key with another body is 409.",
@@ -210,6 +229,11 @@ def document() -> dict:
                     "Idempotent-Replayed": _header("\"true\" when this answer is a replay for an Idempotency-Key."),
                 },
                 "content": _json(_ref("ProcessResponse")),
+            },
+            "202": {
+                "description": "Async: started; poll status_url.",
+                "headers": {"Location": _header("The status URL."), "X-Request-Id": _header("The request's id.")},
+                "content": _json(_ref("AsyncAccepted")),
             },
             **{status: _error_response(status) for status in ERRORS},
         },
@@ -233,10 +257,22 @@ def document() -> dict:
                 "responses": {"200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})}},
             }},
             "/v2/process": {"post": process},
+            "/v2/requests/{request_id}": {"get": {
+                "summary": "An async request's status and, once finished, its result or error",
+                "operationId": "requestStatus",
+                "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "running, succeeded (result) or failed (error, http_status).",
+                            "content": _json(_ref("AsyncRequest"))},
+                    "401": _error_response("401"),
+                    "404": {"description": "request_not_found: no such request for this tenant, or expired.",
+                            "content": _json(_ref("Error"))},
+                },
+            }},
             "/v1/chat/completions": {"post": {
                 "summary": "OpenAI-compatible chat completion (the same path as /v2/process)",
                 "operationId": "chatCompletions",
-                "parameters": process["parameters"],
+                "parameters": [p for p in process["parameters"] if p["name"] == "Idempotency-Key"],
                 "requestBody": {"required": True, "content": _json(_ref("ChatCompletionRequest"))},
                 "responses": {
                     "200": {

@@ -61,6 +61,9 @@ class Settings(NamedTuple):
     usage_table: str | None
     auth_cache_seconds: float
     slot_hold_seconds: int
+    async_state_machine_arn: str | None
+    requests_table: str | None
+    async_result_ttl_seconds: int
 
     def require(self, field: str) -> str:
         """The value of a setting that this caller cannot work without."""
@@ -114,4 +117,7 @@ def get_settings() -> Settings:
         # Longer than the workflow can live (its TimeoutSeconds, 290 s) plus
         # the API's wait: a slot a request never gave back frees after it.
         slot_hold_seconds=int(_float("SLOT_HOLD_SECONDS", 330)),
+        async_state_machine_arn=os.environ.get("ASYNC_STATE_MACHINE_ARN") or None,
+        requests_table=os.environ.get("REQUESTS_TABLE") or None,
+        async_result_ttl_seconds=int(_float("ASYNC_RESULT_TTL_SECONDS", 86400)),
     )
