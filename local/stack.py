@@ -219,7 +219,7 @@ class LocalStack:
     def banner(self) -> str:
         return "\n".join([
             "Harpoon local stack is up (Ctrl-C stops it)",
-            f"  HTTP API           {self.api_url}   (GET /health, GET /openapi.json, POST /v2/process, POST /v1/chat/completions, GET /v1/models)",
+            f"  HTTP API           {self.api_url}   (GET /health, GET /openapi.json, POST /v2/process, GET /v2/requests/{{id}}, POST /v1/chat/completions, GET /v1/models)",
             f"  AWS emulation      {self.aws_endpoint}   (moto: Step Functions, DynamoDB, Secrets Manager)",
             f"  HostedAI emulator  {self.emulator_url}   (GET /_emulator/allocations)",
             f"  function logs      {self.log_dir}/",
