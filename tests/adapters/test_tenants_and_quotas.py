@@ -383,3 +383,14 @@ def test_two_releases_racing_into_a_new_minute_both_count_in_it(tables, clock):
     racing.charge("acme", tokens=4, gpu_seconds=0, cost_usd=0)  # its new-minute write loses to the other's
     used = quotas.usage("acme")
     assert (used.tpm_minute, used.tpm_tokens, used.tokens) == (int(clock.now // 60), 7, 8)
+
+
+def test_a_finish_decided_elsewhere_is_charged_even_if_its_slot_was_taken_back(tables, clock):
+    _, quotas = tables
+    quotas.acquire("acme", "req-1", TEN, hold_seconds=300)
+    quotas.release("acme", "req-1")  # taken back (say: expired, and a full tenant's acquire freed it)
+    assert quotas.release("acme", "req-1", charge=Charge(tokens=3, gpu_seconds=1, cost_usd=0.1)) is False
+    assert quotas.usage("acme").requests == 0  # a retried write: not charged
+    assert quotas.release("acme", "req-1", charge=Charge(tokens=3, gpu_seconds=1, cost_usd=0.1),
+                          charge_if_freed=True) is False
+    assert quotas.usage("acme").requests == 1

@@ -181,3 +181,81 @@ def test_async_is_asked_by_the_body_or_the_prefer_header(prefer, mode, expected)
     from harpoon.async_requests import wants_async
 
     assert wants_async(mode, prefer) is expected
+
+
+def test_a_retry_after_a_failed_start_runs_it_and_frees_every_slot(engine, emulator, lambda_context, monkeypatch):
+    from harpoon.adapters import aws
+
+    real = aws.client
+    calls = []
+
+    class FailingOnce:
+        def __init__(self, client):
+            self._client, self.exceptions = client, client.exceptions
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def start_execution(self, **kwargs):
+            calls.append(kwargs["name"])
+            if len(calls) == 1:
+                raise RuntimeError("throttled")
+            return self._client.start_execution(**kwargs)
+
+    monkeypatch.setattr(aws, "client", lambda service, **kw: FailingOnce(real(service, **kw))
+                        if service == "stepfunctions" else real(service, **kw))
+    keyed = {**ASYNC, "idempotency-key": "order-7"}
+    first = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers=keyed)
+    assert first["statusCode"] == 503 and usage()[1] == 0
+    accepted = start(lambda_context, {"text": "Hello"}, headers=keyed)  # the client's retry: the same request
+    assert calls == [accepted["request_id"]] * 2
+    monkeypatch.setattr(aws, "client", real)
+    ended(engine, accepted["request_id"])
+    status, body = get(lambda_context, accepted["request_id"])
+    assert body["status"] == "succeeded" and usage()[1] == 0
+    replay = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers=keyed)
+    assert replay["statusCode"] == 202 and replay["headers"]["Idempotent-Replayed"] == "true"
+    assert usage()[1] == 0 and usage()[0].requests == 1  # charged once
+
+
+def test_the_same_key_in_another_mode_is_another_request(engine, emulator, lambda_context):
+    sync = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers={"idempotency-key": "k-9"})
+    assert sync["statusCode"] == 200
+    again = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers={**ASYNC, "idempotency-key": "k-9"})
+    assert again["statusCode"] == 409
+    assert json.loads(again["body"])["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_record_whose_execution_never_started_is_answered_failed(engine, lambda_context, aws):
+    import boto3
+
+    rid = "req-demo-" + "a" * 32
+    old = int(time.time()) - 60
+    boto3.client("dynamodb").put_item(TableName=aws.tables["RequestsTable"].name, Item={
+        "pk": {"S": f"demo#{rid}"}, "tenant_id": {"S": "demo"}, "request_id": {"S": rid}, "status": {"S": "running"},
+        "execution_arn": {"S": f"{engine.async_arn.replace(':stateMachine:', ':execution:')}:{rid}"},
+        "created_at": {"N": str(old)}, "expires_at": {"N": str(old + 86400)}})
+    status, body = get(lambda_context, rid)
+    assert (status, body["status"], body["http_status"], body["error"]["code"]) == (200, "failed", 503,
+                                                                                    "workflow_unavailable")
+
+
+def test_a_stopped_execution_is_answered_failed(engine, emulator, lambda_context):
+    go = threading.Event()
+    real = engine.invoke
+
+    def held_infer(name, event):
+        if engine.by_arn.get(name) == "infer":
+            go.wait(5)
+        return real(name, event)
+
+    engine.invoke = held_infer
+    accepted = start(lambda_context)
+    time.sleep(0.3)
+    arn = f"{engine.async_arn.replace(':stateMachine:', ':execution:')}:{accepted['request_id']}"
+    engine.sfn.stop_execution(executionArn=arn)
+    go.set()
+    assert ended(engine, accepted["request_id"])["status"] == "ABORTED"
+    status, body = get(lambda_context, accepted["request_id"])
+    assert (body["status"], body["http_status"], body["error"]["code"]) == ("failed", 503, "workflow_aborted")
+    assert usage()[1] == 0

@@ -33,6 +33,13 @@ def test_sampling_fields_are_passed_and_a_stop_string_becomes_a_list():
                     "stop": ["END"]}
 
 
+def test_parameters_asking_for_what_harpoon_does_anyway_are_accepted():
+    body = process_body({"model": "auto", "messages": [user("x")], "response_format": {"type": "text"},
+                         "tool_choice": "none", "max_completion_tokens": None, "max_tokens": 7,
+                         "prompt_cache_key": "k"})
+    assert body == {"text": "x", "model": "auto", "max_tokens": 7}
+
+
 @pytest.mark.parametrize("data, code, param", [
     ({"model": "auto", "messages": [user("x")], "stream": True}, "stream_unsupported", "stream"),
     ({"model": "auto", "messages": [user("x")], "tools": [{"type": "function"}]}, "unsupported_parameter", "tools"),

@@ -241,7 +241,9 @@ def serve(request: ProcessRequest, started: float, *, allow_async: bool) -> tupl
                 # Keys are the tenant's own: the same key from another tenant
                 # is another record.
                 key=f"{tenant.tenant_id}#{idempotency_key}",
-                body=request.model_dump(mode="json"),
+                # The same key for another route or mode is another request (409), never a
+                # replay of an answer in the wrong shape.
+                body={**request.model_dump(mode="json"), "_async": run_async, "_openai": not allow_async},
                 run=run,
                 expires_after_seconds=settings.idempotency_ttl_seconds,
                 lambda_context=app.lambda_context,
@@ -277,14 +279,17 @@ def start_async(request: ProcessRequest, tenant: Caller, request_id: str, choice
 
     taken = take_slot(deps.quotas(), tenant, request_id)
     try:
-        return async_requests.start(_workflow_input(request, tenant, request_id, choice), tenant.tenant_id,
-                                    request_id)
+        body, started = async_requests.start(_workflow_input(request, tenant, request_id, choice),
+                                             tenant.tenant_id, request_id)
     except ApiError:
         raise  # recorded as failed, its slot given back
     except BaseException:
         if taken:
             _give_back(deps.quotas(), tenant, request_id, None)
         raise
+    if taken and not started:
+        _give_back(deps.quotas(), tenant, request_id, None)  # this request ran before: not this call's slot
+    return body
 
 
 @dataclass(frozen=True)
@@ -649,7 +654,11 @@ def workflow_failure(result: WorkflowResult, request_id: str) -> ApiError:
             still_running=True,
         )
     if error in _TIMEOUT_504 or result.status == "TIMED_OUT":
-        return ApiError(504, "workflow_timeout", "a step of the request timed out", details)
+        what = "the request's workflow" if result.status == "TIMED_OUT" else "a step of the request"
+        return ApiError(504, "workflow_timeout", f"{what} timed out", details)
+    if result.status == "ABORTED":
+        return ApiError(503, "workflow_aborted", "the request's workflow was stopped before it finished; retry",
+                        details, headers={"Retry-After": "1"})
     if error.startswith("Lambda.") or error in ("Runtime.ExitError", "LeaseLostError"):
         # The Lambda service or a step's runtime failed even after retries, or
         # the execution stalled so long that its GPU was reclaimed:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import datetime
 import json
 
-from harpoon.adapters.requests import RUNNING, RequestRecord, RequestRepository
+from harpoon.adapters.requests import NEVER_STARTED, RUNNING, RequestRecord, RequestRepository
 from harpoon.adapters.workflow import WorkflowResult
 from harpoon.settings import get_settings
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# A record whose execution does not exist this long after it was written never started.
+NEVER_STARTED_AFTER_SECONDS = 30
 
 
 def wants_async(mode: str | None, prefer: str | None) -> bool:
@@ -54,10 +56,12 @@ def repository() -> RequestRepository:
     return RequestRepository(get_settings().require("requests_table"), aws.client("dynamodb"))
 
 
-def start(workflow_input: dict, tenant_id: str, request_id: str) -> dict:
+def start(workflow_input: dict, tenant_id: str, request_id: str) -> tuple[dict, bool]:
     """Record the request and start its execution (the caller holds its
-    quota slot): the 202 body. A start that fails is recorded as failed, its
-    slot given back, and answered 503."""
+    quota slot): (the 202 body, whether this call started it). False: the
+    same request id was recorded before (an idempotent retry); the caller
+    gives back the slot it took. A start that fails is recorded as failed,
+    its slot given back, and answered 503; a retry may run it again."""
     from harpoon.adapters import aws
     from harpoon.api import ApiError
 
@@ -65,19 +69,24 @@ def start(workflow_input: dict, tenant_id: str, request_id: str) -> dict:
     machine = settings.require("async_state_machine_arn")
     arn = execution_arn(machine, request_id)
     requests = repository()
-    if requests.create(tenant_id, request_id, arn, keep_seconds=settings.async_result_ttl_seconds):
-        sfn = aws.client("stepfunctions")
-        try:
-            sfn.start_execution(stateMachineArn=machine, name=request_id, input=json.dumps(workflow_input))
-        except sfn.exceptions.ExecutionAlreadyExists:
-            pass  # this request's execution: started by an earlier try
-        except Exception as exc:  # noqa: BLE001 - any failure to start: answered, recorded, slot freed
-            error = ApiError(503, "workflow_unavailable",
-                             f"Step Functions did not start the request ({type(exc).__name__}); retry later",
-                             {"request_id": request_id}, headers={"Retry-After": "1"})
-            _finish(requests, tenant_id, request_id, result=None, error=error, text=None)
-            raise error from None
-    return accepted(request_id)
+    if not requests.create(tenant_id, request_id, arn, keep_seconds=settings.async_result_ttl_seconds):
+        return accepted(request_id), False
+    sfn = aws.client("stepfunctions")
+    try:
+        sfn.start_execution(stateMachineArn=machine, name=request_id, input=json.dumps(workflow_input))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        # Its record expired, its execution's name did not (Step Functions keeps it 90 days).
+        error = ApiError(409, "request_already_run",
+                         "this request (its Idempotency-Key) ran longer ago than its result is kept; "
+                         "send a new Idempotency-Key to run it again", {"request_id": request_id})
+        _finish(requests, tenant_id, request_id, result=None, error=error, text=None)
+    except Exception as exc:  # noqa: BLE001 - any failure to start: answered, recorded, slot freed
+        error = ApiError(503, NEVER_STARTED,
+                         f"Step Functions did not start the request ({type(exc).__name__}); retry later",
+                         {"request_id": request_id}, headers={"Retry-After": "1"})
+        _finish(requests, tenant_id, request_id, result=None, error=error, text=None)
+        raise error from None
+    return accepted(request_id), True
 
 
 def accepted(request_id: str) -> dict:
@@ -92,9 +101,19 @@ def status(tenant_id: str, request_id: str) -> RequestRecord | None:
     if record is None or record.status != RUNNING:
         return record
     from harpoon.adapters import aws
+    from harpoon.api import ApiError
 
+    sfn = aws.client("stepfunctions")
     try:
-        described = aws.client("stepfunctions").describe_execution(executionArn=record.execution_arn)
+        described = sfn.describe_execution(executionArn=record.execution_arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        if requests.clock() - record.created_at < NEVER_STARTED_AFTER_SECONDS:
+            return record  # the API may be starting it right now
+        # Its API stopped between recording and starting it.
+        error = ApiError(503, NEVER_STARTED, "the request's workflow never started; send it again",
+                         {"request_id": request_id})
+        _finish(requests, tenant_id, request_id, result=None, error=error, text=None)
+        return requests.get(tenant_id, request_id)
     except Exception:  # noqa: BLE001 - Step Functions unreachable: still running as far as we know
         from harpoon.api import logger
 
@@ -135,11 +154,14 @@ def _finish(requests: RequestRepository, tenant_id: str, request_id: str, *, res
 
     recorded = {"status": error.status, "error": {"code": error.code, "message": error.message,
                                                   "details": error.details}} if error is not None else None
-    if not requests.finish(tenant_id, request_id, result=result, error=recorded):
+    charge = usage_of(text, result) if result is not None else None  # before the write: nothing to fail after it
+    if not requests.finish(tenant_id, request_id, result=result, error=recorded,
+                           keep_seconds=get_settings().async_result_ttl_seconds):
         return False
-    charge = usage_of(text, result) if result is not None else None
     try:
-        deps.quotas().release(tenant_id, request_id, charge=charge)
+        # This write decided it is finished once: a late finish whose expired slot
+        # another request took back is still charged.
+        deps.quotas().release(tenant_id, request_id, charge=charge, charge_if_freed=True)
     except Exception:  # noqa: BLE001 - recorded; a slot not freed expires, a charge not made is logged
         from harpoon.api import logger
 

@@ -24,7 +24,10 @@ PASSED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperatu
           "n"}
 # Accepted, with no effect on a completion Harpoon serves.
 IGNORED = {"frequency_penalty", "presence_penalty", "seed", "metadata", "store", "stream_options", "service_tier",
-           "parallel_tool_calls", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort"}
+           "parallel_tool_calls", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "prompt_cache_key",
+           "safety_identifier", "verbosity"}
+# These values ask for what Harpoon does anyway.
+HARMLESS = {"response_format": {"type": "text"}, "tool_choice": "none"}
 # Asking for these gets a 400 (Harpoon serves text completions without tools).
 UNSUPPORTED = {"tools", "tool_choice", "functions", "function_call", "response_format", "audio", "modalities",
                "prediction", "web_search_options"}
@@ -42,7 +45,7 @@ def process_body(data: dict) -> dict:
     """The body of POST /v2/process this chat request stands for, or
     ChatRequestError. Types and ranges of the passed fields are left to
     ProcessRequest's validation (its 422 names OpenAI's fields: see param_of)."""
-    unsupported = sorted(k for k in data if k in UNSUPPORTED and data[k] not in (None, [], False))
+    unsupported = sorted(k for k in data if k in UNSUPPORTED and data[k] not in (None, [], False, HARMLESS.get(k)))
     if unsupported:
         raise ChatRequestError("unsupported_parameter",
                                f"{', '.join(unsupported)} not supported: Harpoon serves plain text completions",
@@ -58,7 +61,9 @@ def process_body(data: dict) -> dict:
     if "model" not in data:
         raise ChatRequestError("missing_parameter", 'model is required: "auto" or a catalog model id', "model")
     body = {"text": prompt_of(data.get("messages")), "model": data["model"]}
-    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    max_tokens = data.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = data.get("max_tokens")
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     for name in ("temperature", "top_p"):

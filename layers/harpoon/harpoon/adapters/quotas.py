@@ -194,12 +194,15 @@ class QuotaRepository:
                                  max(1, 60 - int(now) % 60))
         return None
 
-    def release(self, tenant_id: str, request_id: str, *, charge: Charge | None = None) -> bool:
+    def release(self, tenant_id: str, request_id: str, *, charge: Charge | None = None,
+                charge_if_freed: bool = False) -> bool:
         """Give the slot back and, for a finished request, charge what it used,
-        in one write. False if the slot had been given back already (the
-        charge is recorded all the same)."""
+        in one write. False if the slot had been given back already: then
+        nothing is charged (a retried write), unless `charge_if_freed` (the
+        caller makes sure it charges once: an async request finished late,
+        whose expired slot another request took back)."""
         if charge is not None:
-            return self._charge(tenant_id, charge, slot=slot_key(request_id))
+            return self._charge(tenant_id, charge, slot=slot_key(request_id), charge_if_freed=charge_if_freed)
         try:
             self.ddb.update_item(TableName=self.table, Key=self._key(tenant_id),
                                  UpdateExpression="REMOVE slots.#k", ConditionExpression="attribute_exists(slots.#k)",
@@ -221,7 +224,7 @@ class QuotaRepository:
         """Record one finished request's use in its month and minute."""
         self._charge(tenant_id, Charge(tokens, gpu_seconds, cost_usd), slot=None)
 
-    def _charge(self, tenant_id: str, charge: Charge, *, slot: str | None) -> bool:
+    def _charge(self, tenant_id: str, charge: Charge, *, slot: str | None, charge_if_freed: bool = False) -> bool:
         """Add the charge to the current month and minute and, given `slot`,
         free it in the same write, only while it is held: a write retried
         after its answer was lost (botocore retries timeouts and 5xx) finds
@@ -265,7 +268,11 @@ class QuotaRepository:
                     raise
                 return False  # no `slots` map at all: no slot held, nothing to charge it for
             if slot is not None and slot not in item.get("slots", {}).get("M", {}):
-                return False  # given back (and charged) already
+                if not charge_if_freed:
+                    return False  # given back (and charged) already
+                names.pop("#k")
+                slot, remove, held = None, "", ""
+                continue
             stored = item.get("month", {}).get("S")
             if stored is not None and stored > month:
                 later = stored  # charge the item's month (clocks differ at its turn)

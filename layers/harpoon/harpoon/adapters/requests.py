@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+# The error code of a request whose execution never started: a retry may run it.
+NEVER_STARTED = "workflow_unavailable"
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,15 @@ class RequestRepository:
 
     def create(self, tenant_id: str, request_id: str, execution_arn: str, *, keep_seconds: int) -> bool:
         """Record the request as running; False if it exists already (the
-        same request id started before: an idempotent retry)."""
+        same request id before: an idempotent retry), unless that one never
+        started (its record failed with NEVER_STARTED): a retry replaces it."""
         now = int(self.clock())
         try:
             self.ddb.put_item(
-                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
+                TableName=self.table,
+                ConditionExpression="attribute_not_exists(pk) OR (#s = :failed AND error_code = :never)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":failed": {"S": FAILED}, ":never": {"S": NEVER_STARTED}},
                 Item={**_key(tenant_id, request_id), "tenant_id": {"S": tenant_id}, "request_id": {"S": request_id},
                       "status": {"S": RUNNING}, "execution_arn": {"S": execution_arn}, "created_at": {"N": str(now)},
                       "expires_at": {"N": str(now + keep_seconds)}},
@@ -68,18 +74,24 @@ class RequestRepository:
             error=json.loads(item["error"]["S"]) if "error" in item else None,
         )
 
-    def finish(self, tenant_id: str, request_id: str, *, result: dict | None = None, error: dict | None = None) -> bool:
-        """RUNNING -> SUCCEEDED (with `result`) or FAILED (with `error`);
+    def finish(self, tenant_id: str, request_id: str, *, keep_seconds: int, result: dict | None = None,
+               error: dict | None = None) -> bool:
+        """RUNNING -> SUCCEEDED (with `result`) or FAILED (with `error`,
+        {"status", "error": {"code", ...}}), kept `keep_seconds` from now;
         False if it was finished already (or never recorded)."""
         status, field, value = (SUCCEEDED, "result", result) if error is None else (FAILED, "error", error)
+        now = int(self.clock())
+        values = {":to": {"S": status}, ":v": {"S": json.dumps(value)}, ":now": {"N": str(now)},
+                  ":running": {"S": RUNNING}, ":exp": {"N": str(now + keep_seconds)}}
+        update = "SET #s = :to, #f = :v, finished_at = :now, expires_at = :exp"
+        if error is not None:
+            update += ", error_code = :code"
+            values[":code"] = {"S": error["error"]["code"]}
         try:
             self.ddb.update_item(
-                TableName=self.table, Key=_key(tenant_id, request_id),
-                UpdateExpression="SET #s = :to, #f = :v, finished_at = :now",
-                ConditionExpression="#s = :running",
-                ExpressionAttributeNames={"#s": "status", "#f": field},
-                ExpressionAttributeValues={":to": {"S": status}, ":v": {"S": json.dumps(value)},
-                                           ":now": {"N": str(int(self.clock()))}, ":running": {"S": RUNNING}},
+                TableName=self.table, Key=_key(tenant_id, request_id), UpdateExpression=update,
+                ConditionExpression="#s = :running", ExpressionAttributeNames={"#s": "status", "#f": field},
+                ExpressionAttributeValues=values,
             )
         except self.ddb.exceptions.ConditionalCheckFailedException:
             return False
