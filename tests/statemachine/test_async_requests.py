@@ -259,3 +259,14 @@ def test_a_stopped_execution_is_answered_failed(engine, emulator, lambda_context
     status, body = get(lambda_context, accepted["request_id"])
     assert (body["status"], body["http_status"], body["error"]["code"]) == ("failed", 503, "workflow_aborted")
     assert usage()[1] == 0
+
+
+def test_the_complete_function_ignores_another_machines_executions(engine, emulator, lambda_context):
+    from harpoon.async_requests import repository
+
+    accepted = start(lambda_context)
+    described = ended(engine, accepted["request_id"])
+    foreign = {**described, "stateMachineArn": engine.arn}  # as if from the sync machine
+    assert deliver(lambda_context, foreign)["finished_now"] is False
+    assert repository().get("demo", accepted["request_id"]).status == "running"
+    assert deliver(lambda_context, described)["finished_now"] is True
