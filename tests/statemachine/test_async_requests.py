@@ -147,28 +147,44 @@ def test_a_request_longer_than_the_sync_limit_succeeds_async(engine, emulator, l
     assert status == 200 and body["status"] == "succeeded" and body["result"]["inference"]["text"]
 
 
+class StartsFailing:
+    """Step Functions whose first `failures` StartExecution calls fail (throttled);
+    `calls` records every execution name asked for."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, []
+
+    def install(self, monkeypatch):
+        from harpoon.adapters import aws
+
+        real, outer = aws.client, self
+
+        class Client:
+            def __init__(self, client):
+                self._client, self.exceptions = client, client.exceptions
+
+            def __getattr__(self, name):
+                return getattr(self._client, name)
+
+            def start_execution(self, **kwargs):
+                outer.calls.append(kwargs["name"])
+                if len(outer.calls) <= outer.failures:
+                    raise RuntimeError("throttled")
+                return self._client.start_execution(**kwargs)
+
+        monkeypatch.setattr(aws, "client", lambda service, **kw: Client(real(service, **kw))
+                            if service == "stepfunctions" else real(service, **kw))
+        # Restored by the test itself: harpoon_reset's teardown clears the real client cache.
+        return lambda: monkeypatch.setattr(aws, "client", real)
+
+
 def test_an_execution_that_cannot_start_is_a_503_recorded_as_failed_and_frees_its_slot(engine, lambda_context,
                                                                                       monkeypatch):
-    from harpoon.adapters import aws
-
-    real = aws.client
-
-    class Unstartable:
-        def __init__(self, client):
-            self._client, self.exceptions = client, client.exceptions
-
-        def __getattr__(self, name):
-            return getattr(self._client, name)
-
-        def start_execution(self, **kwargs):
-            raise RuntimeError("throttled")
-
-    monkeypatch.setattr(aws, "client", lambda service, **kw: Unstartable(real(service, **kw))
-                        if service == "stepfunctions" else real(service, **kw))
+    restore = StartsFailing(failures=1_000).install(monkeypatch)
     response = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers=ASYNC)
     assert response["statusCode"] == 503 and json.loads(response["body"])["error"]["code"] == "workflow_unavailable"
     request_id = json.loads(response["body"])["error"]["details"]["request_id"]
-    monkeypatch.setattr(aws, "client", real)
+    restore()
     status, body = get(lambda_context, request_id)
     assert (status, body["status"], body["http_status"]) == (200, "failed", 503)
     assert usage()[1] == 0
@@ -184,32 +200,14 @@ def test_async_is_asked_by_the_body_or_the_prefer_header(prefer, mode, expected)
 
 
 def test_a_retry_after_a_failed_start_runs_it_and_frees_every_slot(engine, emulator, lambda_context, monkeypatch):
-    from harpoon.adapters import aws
-
-    real = aws.client
-    calls = []
-
-    class FailingOnce:
-        def __init__(self, client):
-            self._client, self.exceptions = client, client.exceptions
-
-        def __getattr__(self, name):
-            return getattr(self._client, name)
-
-        def start_execution(self, **kwargs):
-            calls.append(kwargs["name"])
-            if len(calls) == 1:
-                raise RuntimeError("throttled")
-            return self._client.start_execution(**kwargs)
-
-    monkeypatch.setattr(aws, "client", lambda service, **kw: FailingOnce(real(service, **kw))
-                        if service == "stepfunctions" else real(service, **kw))
+    starts = StartsFailing(failures=1)
+    restore = starts.install(monkeypatch)
     keyed = {**ASYNC, "idempotency-key": "order-7"}
     first = call(lambda_context, "POST", "/v2/process", {"text": "Hello"}, headers=keyed)
     assert first["statusCode"] == 503 and usage()[1] == 0
     accepted = start(lambda_context, {"text": "Hello"}, headers=keyed)  # the client's retry: the same request
-    assert calls == [accepted["request_id"]] * 2
-    monkeypatch.setattr(aws, "client", real)
+    assert starts.calls == [accepted["request_id"]] * 2
+    restore()
     ended(engine, accepted["request_id"])
     status, body = get(lambda_context, accepted["request_id"])
     assert body["status"] == "succeeded" and usage()[1] == 0
