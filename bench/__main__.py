@@ -29,26 +29,26 @@ def main(argv: list[str] | None = None) -> int:
     from bench import body_parse, classify_time, cold_init, overhead, request_cost, sweep_cost, throughput, warm_latency
     from bench.table import render
 
+    def section(title: str, module, arg) -> dict:
+        """Print one measurement's title and table; its raw results for the JSON."""
+        print(title)
+        result = module.results(arg)
+        print(render(module.HEADERS, module.rows(result)))
+        print()
+        return result
+
     started = time.perf_counter()
     runs = 5 if args.quick else cold_init.RUNS
-    print(f"Cold init: a fresh process importing each handler and building its first request's clients, "
-          f"against a bare interpreter, {runs} interleaved rounds")
-    cold = cold_init.results(runs)
-    print(render(cold_init.HEADERS, cold_init.rows(cold)))
-    print()
+    cold = section(f"Cold init: a fresh process importing each handler and building its first request's clients, "
+                   f"against a bare interpreter, {runs} interleaved rounds", cold_init, runs)
     cost = request_cost.results(5 if args.quick else request_cost.REQUESTS)
     print(request_cost.report(cost))
     print()
     rounds = 5 if args.quick else overhead.RUNS
-    print(f"Orchestration overhead: one request against a direct inference call and against its floor, "
-          f"{rounds} interleaved rounds")
-    over = overhead.results(rounds)
-    print(render(overhead.HEADERS, overhead.rows(over)))
-    print()
-    print("Local stack throughput (2 cores: moto, every function worker and the emulator share them)")
-    load = throughput.results(((1, 10), (8, 16), (32, 32)) if args.quick else throughput.LEVELS)
-    print(render(throughput.HEADERS, throughput.rows(load)))
-    print()
+    over = section(f"Orchestration overhead: one request against a direct inference call and against its floor, "
+                   f"{rounds} interleaved rounds", overhead, rounds)
+    load = section("Local stack throughput (2 cores: moto, every function worker and the emulator share them)",
+                   throughput, ((1, 10), (8, 16), (32, 32)) if args.quick else throughput.LEVELS)
     repeats = 20 if args.quick else classify_time.REPEATS
     print(f"Classifier: time per prompt on the routing evaluation set, {repeats} runs each")
     print(render(classify_time.HEADERS, classify_time.measure(repeats)))

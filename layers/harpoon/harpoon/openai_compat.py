@@ -19,7 +19,8 @@ from __future__ import annotations
 import time
 
 ROLES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}
-# Accepted and passed on to the workflow.
+# Read here: passed on to the workflow (model, messages, the token limit and
+# sampling), or checked (stream, n); `user` is accepted and not used.
 PASSED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "user", "stream",
           "n"}
 # Accepted, with no effect on a completion Harpoon serves.
